@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""The reference app: train a CartPole-v1 policy at deploy time, then serve it.
+
+One stack per environment listed under ``cdk-sagemaker-rl:environments`` in ``cdk.json``
+(``dev`` and ``prod`` differ in instance types and budgets). Stacks are environment-agnostic unless
+``-c region=...`` (and optionally ``-c account=...``) is given; ``-c target=local`` synthesizes for
+the built-in local emulator (``python -m cdk_sagemaker_rl.local``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from cdk_nag import AwsSolutionsChecks
+from constructs import Construct
+
+from cdk_sagemaker_rl import ContainerImage, RLEstimator
+
+HERE = Path(__file__).resolve().parent
+EXAMPLE = HERE / "examples" / "cartpole"
+ENVIRONMENTS_KEY = "cdk-sagemaker-rl:environments"
+#: The Deep Learning Container release the example trains and serves on.
+PYTORCH_VERSION = "2.6"
+#: The example prints this line as it trains; SageMaker turns it into a metric.
+REWARD_METRIC = {
+    "Name": "episode_reward_mean",
+    "Regex": "episode_reward_mean: ([-+]?[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?)",
+}
+
+
+class CartPoleStack(cdk.Stack):
+    """Train-and-serve of the CartPole example for one environment."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: Mapping[str, Any], **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        estimator = RLEstimator(
+            self,
+            "CartPole",
+            entry_point="train.py",
+            source_dir=str(EXAMPLE),
+            image_uri=ContainerImage.pytorch_training(PYTORCH_VERSION),
+            train_instance_type=settings["train_instance_type"],
+            train_instance_count=1,
+            train_max_run=cdk.Duration.minutes(int(settings["train_max_run_minutes"])),
+            hyperparameters=dict(settings.get("hyperparameters", {})),
+            metric_definitions=[REWARD_METRIC],
+            base_job_name=f"cartpole-{construct_id.split('-')[-1].lower()}",
+        )
+        estimator.fit()
+        estimator.deploy(
+            instance_type=settings["serve_instance_type"],
+            initial_instance_count=int(settings.get("serve_initial_instance_count", 1)),
+            entry_point="inference.py",
+        )
+
+
+def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
+    """Build the reference app; tests call this with a context instead of going through the CLI."""
+    app = cdk.App(context=dict(context or {}), outdir=outdir)
+    environments: Mapping[str, Mapping[str, Any]] = app.node.try_get_context(ENVIRONMENTS_KEY)
+    if not environments:
+        raise SystemExit(f"cdk.json has no {ENVIRONMENTS_KEY!r} context: nothing to deploy")
+    only = app.node.try_get_context("environment")
+    local = app.node.try_get_context("target") == "local"
+    region = app.node.try_get_context("region") or ("us-east-1" if local else None)
+    account = app.node.try_get_context("account") or ("123456789012" if local else None)
+    env = cdk.Environment(account=account, region=region) if region else None
+    for name, settings in environments.items():
+        if only and name != only:
+            continue
+        synthesizer = (
+            # The emulator has no bootstrap-version SSM parameter rule support on updates.
+            cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False) if local else None
+        )
+        CartPoleStack(
+            app,
+            f"RLCartPole-{name}",
+            settings=settings,
+            env=env,
+            synthesizer=synthesizer,
+            description=f"cdk-sagemaker-rl reference app: CartPole-v1 train-and-serve ({name})",
+        )
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
+    return app
+
+
+if __name__ == "__main__":
+    build_app().synth()

@@ -1,0 +1,92 @@
+"""The Lambda functions the library bundles, built one way.
+
+Every function we ship gets the same runtime, JSON logs, X-Ray tracing and a log group we own with a
+retention, so that cdk-nag's Lambda rules and a reviewer's expectations are met in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from ._iam import acknowledge_wildcard
+
+#: The folder holding the function code shipped with the library (``lambda/`` at the repo root).
+LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda"
+
+#: The latest Python runtime the pinned aws-cdk-lib knows; the handlers use only the stdlib + boto3.
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+_CODE_CACHE: dict[str, lambda_.AssetCode] = {}
+
+
+def code_for(scope: Construct, folder: str) -> lambda_.AssetCode:
+    """One AssetCode per folder and stack: the asset is staged once, not once per function."""
+    key = f"{Stack.of(scope).node.addr}/{folder}"
+    if key not in _CODE_CACHE:
+        path = LAMBDA_ROOT / folder
+        if not path.is_dir():  # pragma: no cover - packaging error, not user input
+            raise FileNotFoundError(f"bundled Lambda code missing: {path}")
+        _CODE_CACHE[key] = lambda_.Code.from_asset(
+            str(path), exclude=["__pycache__", "*.pyc", ".mypy_cache"]
+        )
+    return _CODE_CACHE[key]
+
+
+def bundled_function(
+    scope: Construct,
+    construct_id: str,
+    *,
+    folder: str,
+    handler: str,
+    description: str,
+    environment: Mapping[str, str] | None = None,
+    timeout: Duration | None = None,
+    memory_size: int = 256,
+) -> lambda_.Function:
+    """A Python function from ``lambda/<folder>`` with our operational defaults."""
+    log_group = logs.LogGroup(
+        scope,
+        f"{construct_id}Logs",
+        retention=logs.RetentionDays.ONE_MONTH,
+        removal_policy=RemovalPolicy.DESTROY,
+    )
+    # Our own role instead of AWSLambdaBasicExecutionRole: it may write to this log group only.
+    role = iam.Role(
+        scope,
+        f"{construct_id}Role",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=description[:1000],
+    )
+    role.add_to_policy(
+        iam.PolicyStatement(
+            actions=["logs:CreateLogStream", "logs:PutLogEvents"],
+            resources=[log_group.log_group_arn],
+        )
+    )
+    acknowledge_wildcard(
+        role,
+        "*",
+        "X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) has no resource type.",
+    )
+    return lambda_.Function(
+        scope,
+        construct_id,
+        role=role,
+        runtime=RUNTIME,
+        code=code_for(scope, folder),
+        handler=handler,
+        description=description,
+        environment=dict(environment or {}),
+        timeout=timeout or Duration.seconds(60),
+        memory_size=memory_size,
+        tracing=lambda_.Tracing.ACTIVE,
+        logging_format=lambda_.LoggingFormat.JSON,
+        log_group=log_group,
+    )

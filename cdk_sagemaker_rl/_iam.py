@@ -1,0 +1,80 @@
+"""Small IAM and S3-URI helpers shared by the training and serving constructs.
+
+They exist so that every policy we write names the narrowest resource AWS allows, and every wildcard
+we cannot avoid is acknowledged in cdk-nag right next to the statement, with the reason.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import Acknowledgment, Aws, Stack, Token, Validations
+from constructs import IConstruct
+
+from .errors import invalid
+
+_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """A parsed ``s3://bucket/prefix`` URI (the prefix has no leading or trailing slash)."""
+
+    bucket: str
+    prefix: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:{Aws.PARTITION}:s3:::{self.bucket}"
+
+    def objects_arn(self) -> str:
+        """Every object under the prefix: the narrowest ARN for keys SageMaker names at run time."""
+        return f"{self.bucket_arn}/{self.prefix}/*" if self.prefix else f"{self.bucket_arn}/*"
+
+
+def parse_s3_uri(value: str, argument: str) -> S3Location:
+    """Parse a user's ``s3://`` URI; anything else is a synth-time error naming the argument."""
+    if Token.is_unresolved(value):
+        raise invalid(argument, value, "a literal s3://bucket/prefix URI (tokens cannot be checked)")
+    match = _S3_URI.match(value)
+    if not match:
+        raise invalid(argument, value, "an S3 URI of the form s3://bucket[/prefix]")
+    return S3Location(match["bucket"], (match["key"] or "").strip("/"))
+
+
+def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
+    """Acknowledge one cdk-nag finding on ``scope`` (a finding-level id such as IAM5[...])."""
+    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+
+
+def _nag_render(value: Any) -> str:
+    """Render a resolved CloudFormation value the way cdk-nag names it in a finding id."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((function, argument),) = value.items()
+        if function == "Ref":
+            return f"<{argument}>"
+        if function == "Fn::GetAtt":
+            return f"<{argument[0]}.{argument[1]}>"
+        if function == "Fn::Join":
+            separator, parts = argument
+            return str(separator).join(_nag_render(part) for part in parts)
+    raise ValueError(f"cannot name {value!r} as a cdk-nag finding")  # pragma: no cover
+
+
+def acknowledge_wildcard(scope: IConstruct, resource: str, reason: str) -> None:
+    """Acknowledge the AwsSolutions-IAM5 finding for one wildcard resource on ``scope``.
+
+    cdk-nag v3 reports each wildcard separately, named after the resource as it appears in the
+    template, so the acknowledgement must name that resource too: a blanket one would hide a
+    wildcard added later by mistake.
+    """
+    rendered = _nag_render(Stack.of(scope).resolve(resource))
+    acknowledge(scope, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason)

@@ -1,0 +1,1061 @@
+"""RLEstimator: the training half of the SageMaker SDK's RLEstimator as a CDK construct.
+
+The construct owns the execution role, the artifact bucket, the source asset and a Step Functions
+state machine whose one SageMaker task sends exactly the CreateTrainingJob request the SDK's
+``fit()`` sent for the same arguments. ``fit()`` makes ``cdk deploy`` run that state machine and,
+with ``wait=True``, hold the serving resources until the training job has completed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+import jsii
+from aws_cdk import (
+    ArnFormat,
+    Aws,
+    CustomResource,
+    Duration,
+    Fn,
+    IStableAnyProducer,
+    Lazy,
+    RemovalPolicy,
+    Size,
+    Stack,
+    Token,
+)
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from ._functions import bundled_function
+from ._iam import S3Location, acknowledge, acknowledge_wildcard, parse_s3_uri
+from .errors import ValidationError, invalid
+from .images import BoundImage, ContainerImage, RLFramework, RLToolkit
+from .instance_types import validate_training_instance_type
+from .source import SourceBundle, build_source_bundle, source_asset
+
+if TYPE_CHECKING:
+    from .serving import RLEndpoint
+
+#: SageMaker's training job name rule (CreateTrainingJob TrainingJobName).
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+#: ``-YYYY-MM-DD-HH-MM-SS-mmm``: the SDK-style suffix the deploy-time run appends to the base name.
+JOB_NAME_SUFFIX_LENGTH = 24
+MAX_JOB_NAME_BASE = 63 - JOB_NAME_SUFFIX_LENGTH
+#: SageMaker's MaxRuntimeInSeconds limits (28 days).
+MAX_RUN_LIMIT_SECONDS = 28 * 24 * 3600
+#: A CloudFormation wait condition waits at most 12 hours; deploy-time training must fit in it.
+WAIT_CONDITION_LIMIT_SECONDS = 12 * 3600
+#: Head-room for instance provisioning, image download and model upload around MaxRuntime.
+WAIT_MARGIN_SECONDS = 30 * 60
+
+DEFAULT_VOLUME_SIZE_GB = 30
+DEFAULT_MAX_RUN_SECONDS = 24 * 3600
+DEFAULT_CONTAINER_LOG_LEVEL = 20
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
+#: Hyperparameters the SDK injects and this construct injects likewise; users may not set them.
+INJECTED_HYPERPARAMETERS = (
+    "sagemaker_program",
+    "sagemaker_submit_directory",
+    "sagemaker_container_log_level",
+    "sagemaker_job_name",
+    "sagemaker_region",
+    "sagemaker_s3_output",
+    "sagemaker_estimator",
+)
+
+
+class InputMode(str, Enum):
+    """How the training container receives its channels (CreateTrainingJob TrainingInputMode)."""
+
+    FILE = "File"
+    PIPE = "Pipe"
+    FAST_FILE = "FastFile"
+
+    @classmethod
+    def parse(cls, value: InputMode | str) -> InputMode:
+        if isinstance(value, InputMode):
+            return value
+        for mode in cls:
+            if str(value).lower() == mode.value.lower():
+                return mode
+        raise invalid("input_mode", value, [m.value for m in cls])
+
+
+DEFAULT_METRIC_DEFINITIONS: Mapping[RLToolkit, tuple[tuple[str, str], ...]] = {
+    RLToolkit.COACH: (
+        ("reward-training", "^Training>.*Total reward=(.*?),"),
+        ("reward-testing", "^Testing>.*Total reward=(.*?),"),
+    ),
+    RLToolkit.RAY: (
+        ("episode_reward_mean", "episode_reward_mean: ([-+]?[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?)"),
+        ("episode_reward_max", "episode_reward_max: ([-+]?[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?)"),
+    ),
+}
+
+
+def encode_hyperparameters(hyperparameters: Mapping[str, Any]) -> dict[str, str]:
+    """JSON-encode every value as the SDK does: keys through ``str``, values through ``json.dumps``.
+
+    The training toolkit inside the container JSON-decodes them again, so ``1`` arrives as an int
+    and ``"x"`` as a string; sending raw strings would change what a training script receives.
+    """
+    return {str(key): json.dumps(value) for key, value in hyperparameters.items()}
+
+
+def _seconds(value: int | float | Duration | None, argument: str, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, Duration):
+        if Token.is_unresolved(value.to_seconds()):
+            raise invalid(argument, value, "a literal duration")
+        seconds = value.to_seconds()
+    elif isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise invalid(argument, value, "seconds as an int, or an aws_cdk.Duration")
+    else:
+        seconds = value
+    if int(seconds) != seconds:
+        raise invalid(argument, value, "a whole number of seconds")
+    return int(seconds)
+
+
+def _pick(
+    seed_name: str, seed_value: Any, sdk_name: str, sdk_value: Any, default: Any = None
+) -> Any:
+    """Accept the seed's argument name and the SDK v2 alias, but never both at once."""
+    if seed_value is not None and sdk_value is not None:
+        raise ValidationError(
+            f"{seed_name}={seed_value!r} and {sdk_name}={sdk_value!r} name the same argument; "
+            f"give only one of them ({sdk_name} is the SageMaker SDK v2 alias of {seed_name}). "
+            "See README.md#argument-reference."
+        )
+    return seed_value if seed_value is not None else (sdk_value if sdk_value is not None else default)
+
+
+@jsii.implements(IStableAnyProducer)
+class _Later:
+    """A value that is only known after ``fit()`` (the channels), rendered when the template is."""
+
+    def __init__(self, estimator: RLEstimator) -> None:
+        self._estimator = estimator
+
+    def produce(self) -> Any:
+        return self._estimator._input_data_config() or None
+
+
+class RLEstimator(Construct):
+    """Train a reinforcement-learning policy on SageMaker, the way the SDK's RLEstimator did.
+
+    Arguments keep the seed document's names (``train_instance_type`` ...) and accept the SDK v2
+    names as aliases (``instance_type`` ...). See README.md#argument-reference for each one.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        entry_point: str,
+        toolkit: RLToolkit | str | None = None,
+        toolkit_version: str | None = None,
+        framework: RLFramework | str | None = None,
+        framework_version: str | None = None,
+        role: str | iam.IRole | None = None,
+        train_instance_type: str | None = None,
+        train_instance_count: int | None = None,
+        train_volume_size: int | Size | None = None,
+        train_max_run: int | Duration | None = None,
+        instance_type: str | None = None,
+        instance_count: int | None = None,
+        volume_size: int | Size | None = None,
+        max_run: int | Duration | None = None,
+        image_name: str | ContainerImage | None = None,
+        image_uri: str | ContainerImage | None = None,
+        source_dir: str | None = None,
+        dependencies: Sequence[str] | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        input_mode: InputMode | str = InputMode.FILE,
+        output_path: str | None = None,
+        output_kms_key: str | kms.IKey | None = None,
+        job_name: str | None = None,
+        base_job_name: str | None = None,
+        metric_definitions: Sequence[Mapping[str, str]] | None = None,
+        environment: Mapping[str, str] | None = None,
+        container_log_level: int = DEFAULT_CONTAINER_LOG_LEVEL,
+        use_spot_instances: bool = False,
+        max_wait: int | Duration | None = None,
+        checkpoint_s3_uri: str | None = None,
+        checkpoint_local_path: str | None = None,
+        artifact_bucket: s3.IBucket | None = None,
+        bucket_encryption_key: kms.IKey | None = None,
+        training_revision: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._stack = Stack.of(self)
+
+        # --- arguments, seed names first -------------------------------------------------------
+        self.instance_type: str = _pick(
+            "train_instance_type", train_instance_type, "instance_type", instance_type
+        )
+        if self.instance_type is None:
+            raise invalid(
+                "train_instance_type", None, "a SageMaker training instance type such as ml.m5.large"
+            )
+        validate_training_instance_type(self.instance_type, "train_instance_type")
+        self.instance_count: int = _pick(
+            "train_instance_count", train_instance_count, "instance_count", instance_count, 1
+        )
+        if isinstance(self.instance_count, bool) or not isinstance(self.instance_count, int) or (
+            self.instance_count < 1
+        ):
+            raise invalid("train_instance_count", self.instance_count, "an integer >= 1")
+        volume = _pick("train_volume_size", train_volume_size, "volume_size", volume_size)
+        self.volume_size_gb = self._volume_gb(volume)
+        run = _pick("train_max_run", train_max_run, "max_run", max_run)
+        self.max_run_seconds = _seconds(run, "train_max_run", DEFAULT_MAX_RUN_SECONDS)
+        if not 1 <= self.max_run_seconds <= MAX_RUN_LIMIT_SECONDS:
+            raise invalid(
+                "train_max_run",
+                run,
+                f"1 to {MAX_RUN_LIMIT_SECONDS} seconds (SageMaker's 28-day MaxRuntimeInSeconds)",
+            )
+        self.use_spot_instances = use_spot_instances
+        self.max_wait_seconds: int | None = None
+        if use_spot_instances:
+            self.max_wait_seconds = _seconds(max_wait, "max_wait", self.max_run_seconds)
+            if not self.max_run_seconds <= self.max_wait_seconds <= MAX_RUN_LIMIT_SECONDS:
+                raise invalid(
+                    "max_wait", max_wait, f"train_max_run ({self.max_run_seconds}) to "
+                    f"{MAX_RUN_LIMIT_SECONDS} seconds"
+                )
+        elif max_wait is not None:
+            raise invalid("max_wait", max_wait, "None unless use_spot_instances=True")
+        self.input_mode = InputMode.parse(input_mode)
+        if not isinstance(container_log_level, int) or isinstance(container_log_level, bool):
+            raise invalid("container_log_level", container_log_level, "a logging level int")
+        self.container_log_level = container_log_level
+
+        # --- the image ---------------------------------------------------------------------------
+        image_arg = _pick("image_name", image_name, "image_uri", image_uri)
+        self.image_spec = self._image_spec(
+            image_arg, toolkit, toolkit_version, framework, framework_version
+        )
+        self.image: BoundImage = self.image_spec.bind(self, instance_type=self.instance_type)
+
+        # --- names, hyperparameters, metrics ------------------------------------------------------
+        if job_name is not None and not JOB_NAME_PATTERN.match(job_name):
+            raise invalid(
+                "job_name", job_name, "1-63 letters, digits and hyphens, starting with a letter or "
+                "digit (SageMaker's ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})"
+            )
+        if base_job_name is not None and not JOB_NAME_PATTERN.match(base_job_name):
+            raise invalid("base_job_name", base_job_name, "letters, digits and hyphens (SageMaker "
+                          "job name rule)")
+        self.job_name = job_name
+        self.job_name_base = self._job_name_base(job_name or base_job_name)
+        self.hyperparameters = dict(hyperparameters or {})
+        for key in self.hyperparameters:
+            if str(key) in INJECTED_HYPERPARAMETERS:
+                raise invalid(
+                    f"hyperparameters[{key!r}]",
+                    self.hyperparameters[key],
+                    "any key except the ones the estimator injects: "
+                    + ", ".join(INJECTED_HYPERPARAMETERS),
+                )
+        self.metric_definitions = self._metric_definitions(metric_definitions)
+        self.environment = dict(environment or {})
+        # Changing the revision retrains on the next deploy even when nothing else changed.
+        self.training_revision = training_revision
+
+        # --- source code ---------------------------------------------------------------------------
+        self.source_bundle: SourceBundle = build_source_bundle(
+            entry_point, source_dir, list(dependencies or [])
+        )
+        self.source_asset = source_asset(self, "SourceCode", self.source_bundle)
+
+        # --- storage -------------------------------------------------------------------------------
+        self.output_kms_key = self._kms_key(output_kms_key)
+        self.bucket: s3.IBucket | None
+        if output_path is not None:
+            if artifact_bucket is not None:
+                raise ValidationError(
+                    f"output_path={output_path!r} and artifact_bucket are two ways to name where "
+                    "artifacts go; give one. See README.md#argument-reference."
+                )
+            self.output_location = parse_s3_uri(output_path, "output_path")
+            self.bucket = None
+        else:
+            self.bucket = artifact_bucket or self._artifact_bucket(bucket_encryption_key)
+            self.output_location = S3Location(self.bucket.bucket_name, "training")
+        self.output_path = self.output_location.uri
+        self.checkpoint_location = (
+            parse_s3_uri(checkpoint_s3_uri, "checkpoint_s3_uri") if checkpoint_s3_uri else None
+        )
+        if checkpoint_local_path is not None and self.checkpoint_location is None:
+            raise invalid("checkpoint_local_path", checkpoint_local_path,
+                          "None unless checkpoint_s3_uri is given")
+        self.checkpoint_local_path = checkpoint_local_path
+
+        # --- role --------------------------------------------------------------------------------
+        self.role = self._execution_role(role)
+        self._inputs: dict[str, str] = {}
+        self._fitted = False
+        self._wait = True
+
+        # --- the workflow --------------------------------------------------------------------------
+        self.log_group = logs.LogGroup(
+            self,
+            "StateMachineLogs",
+            retention=logs.RetentionDays.THREE_MONTHS,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.signal_function = bundled_function(
+            self,
+            "SignalFunction",
+            folder="custom_resources",
+            handler="training_run.signal",
+            description="Reports a training job's outcome to the CloudFormation deploy waiting on it",
+            timeout=Duration.seconds(60),
+        )
+        self.state_machine = self._state_machine()
+        self._grant_signal_function()
+
+    # ------------------------------------------------------------------------------ public API
+    @property
+    def training_job_arn_pattern(self) -> str:
+        """ARN pattern of the jobs this estimator starts (SageMaker lowercases names in ARNs)."""
+        return self._stack.format_arn(
+            service="sagemaker",
+            resource="training-job",
+            resource_name=f"{self.job_name_base.lower()}-*",
+        )
+
+    def grant_start_training(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` start (and so retrain) this estimator's training workflow."""
+        return self.state_machine.grant_start_execution(grantee)
+
+    def fit(
+        self,
+        inputs: str | Mapping[str, str] | None = None,
+        wait: bool = True,
+        logs: bool = True,
+    ) -> None:
+        """Train at deploy time: ``cdk deploy`` starts the training state machine.
+
+        ``inputs`` are the channels (an S3 URI is the ``training`` channel; a dict maps channel
+        names to S3 URIs). With ``wait=True`` the stack waits (up to 12 hours) for the job before
+        creating dependents such as the endpoint; with ``wait=False`` the deploy only starts it.
+        """
+        if self._fitted:
+            raise ValidationError(
+                f"fit() was already called on {self.node.path}; one estimator trains once per "
+                "deploy. Create a second RLEstimator for a second training."
+            )
+        self._inputs = self._parse_inputs(inputs)
+        self._grant_inputs()
+        self._fitted = True
+        self._wait = wait
+        from ._deploy_time import TrainingRun  # local import: keeps module import order simple
+
+        self.training_run = TrainingRun(self, "DeployTime", estimator=self, wait=wait, logs=logs)
+
+    def deploy(
+        self,
+        instance_type: str,
+        initial_instance_count: int = 1,
+        **kwargs: Any,
+    ) -> RLEndpoint:
+        """Serve the trained policy: a SageMaker model, endpoint config, endpoint and predict Lambda."""
+        if not self._fitted:
+            raise ValidationError(
+                f"deploy() on {self.node.path} needs a model: call fit() first (or use "
+                "RLEstimator.attach(...) for an existing training job). See README.md#deploying."
+            )
+        if not self._wait:
+            raise ValidationError(
+                f"deploy() on {self.node.path} needs the model at deploy time, but fit(wait=False) "
+                "only starts the training. Use fit(wait=True)."
+            )
+        from .serving import RLEndpoint, serving_plan
+
+        plan = serving_plan(
+            self.image_spec,
+            self.image,
+            kwargs.pop("image", None),
+            program=self.source_bundle.entry_point,
+            submit_directory=self.source_asset.s3_object_url,
+            container_log_level=self.container_log_level,
+        )
+        return RLEndpoint(
+            self,
+            "Serving",
+            model_data_url=self.training_run.model_data_url,
+            model_data_bucket_arn=self.output_location.bucket_arn,
+            model_data_object_arn=self.training_run.model_data_object_arn,
+            plan=plan,
+            instance_type=instance_type,
+            initial_instance_count=initial_instance_count,
+            depends_on=self.training_run.completion,
+            **kwargs,
+        )
+
+    @classmethod
+    def attach(
+        cls,
+        scope: Construct,
+        construct_id: str,
+        *,
+        training_job_name: str,
+        image: ContainerImage | str | None = None,
+        toolkit: RLToolkit | str | None = None,
+        toolkit_version: str | None = None,
+        framework: RLFramework | str | None = None,
+        framework_version: str | None = None,
+    ) -> AttachedTrainingJob:
+        """Bind to an existing training job so ``deploy()`` serves its model (seed ``attach``)."""
+        return AttachedTrainingJob(
+            scope,
+            construct_id,
+            training_job_name=training_job_name,
+            image=image,
+            toolkit=toolkit,
+            toolkit_version=toolkit_version,
+            framework=framework,
+            framework_version=framework_version,
+        )
+
+    # ----------------------------------------------------------------------------- the request
+    def training_request(self, job_name: str = "$$.Execution.Name") -> dict[str, Any]:
+        """The CreateTrainingJob request the state machine sends (JSONPath keys end in ``.$``).
+
+        Kept as one function so tests can compare it with what the SDK's ``fit()`` sent.
+        """
+        algorithm: dict[str, Any] = {
+            "TrainingImage": self.image.image_uri,
+            "TrainingInputMode": self.input_mode.value,
+        }
+        if self.metric_definitions:
+            algorithm["MetricDefinitions"] = [dict(m) for m in self.metric_definitions]
+        output: dict[str, Any] = {"S3OutputPath": self.output_path}
+        if self.output_kms_key is not None:
+            output["KmsKeyId"] = self.output_kms_key
+        stopping: dict[str, Any] = {"MaxRuntimeInSeconds": self.max_run_seconds}
+        if self.max_wait_seconds is not None:
+            stopping["MaxWaitTimeInSeconds"] = self.max_wait_seconds
+        request: dict[str, Any] = {
+            "TrainingJobName.$": job_name,
+            "AlgorithmSpecification": algorithm,
+            "RoleArn": self.role.role_arn,
+            "OutputDataConfig": output,
+            "ResourceConfig": {
+                "InstanceCount": self.instance_count,
+                "InstanceType": self.instance_type,
+                "VolumeSizeInGB": self.volume_size_gb,
+            },
+            "StoppingCondition": stopping,
+            "HyperParameters": self._hyperparameters(job_name),
+        }
+        channels = self._input_data_config()
+        if channels:
+            request["InputDataConfig"] = channels
+        if self.environment:
+            request["Environment"] = dict(self.environment)
+        if self.use_spot_instances:
+            request["EnableManagedSpotTraining"] = True
+        if self.checkpoint_location is not None:
+            checkpoint: dict[str, Any] = {"S3Uri": self.checkpoint_location.uri}
+            if self.checkpoint_local_path:
+                checkpoint["LocalPath"] = self.checkpoint_local_path
+            request["CheckpointConfig"] = checkpoint
+        return request
+
+    def _hyperparameters(self, job_name_path: str) -> dict[str, str]:
+        encoded = encode_hyperparameters(self.hyperparameters)
+        encoded.update(
+            {
+                "sagemaker_program": json.dumps(self.source_bundle.entry_point),
+                "sagemaker_submit_directory": json.dumps(self.source_asset.s3_object_url),
+                "sagemaker_container_log_level": json.dumps(self.container_log_level),
+                "sagemaker_region": json.dumps(Aws.REGION),
+                "sagemaker_s3_output": json.dumps(self.output_path),
+                "sagemaker_estimator": json.dumps("RLEstimator"),
+            }
+        )
+        # The job name is only known when the execution runs: JSON-encode it there.
+        encoded["sagemaker_job_name.$"] = f"States.Format('\"{{}}\"', {job_name_path})"
+        return encoded
+
+    def _input_data_config(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "ChannelName": name,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            for name, uri in self._inputs.items()
+        ]
+
+    # ---------------------------------------------------------------------------- construction
+    @staticmethod
+    def _volume_gb(value: int | Size | None) -> int:
+        if value is None:
+            return DEFAULT_VOLUME_SIZE_GB
+        if isinstance(value, Size):
+            gb = value.to_gibibytes()
+        elif isinstance(value, bool) or not isinstance(value, int):
+            raise invalid("train_volume_size", value, "an int number of GB or an aws_cdk.Size")
+        else:
+            gb = value
+        if gb < 1 or int(gb) != gb:
+            raise invalid("train_volume_size", value, "a whole number of GB >= 1")
+        return int(gb)
+
+    def _image_spec(
+        self,
+        image: str | ContainerImage | None,
+        toolkit: RLToolkit | str | None,
+        toolkit_version: str | None,
+        framework: RLFramework | str | None,
+        framework_version: str | None,
+    ) -> ContainerImage:
+        if image is not None:
+            if any(v is not None for v in (toolkit, toolkit_version, framework, framework_version)):
+                # The SDK warned and used the image; so do we, visibly in `cdk synth`.
+                from aws_cdk import Annotations
+
+                Annotations.of(self).add_warning_v2(
+                    "cdk-sagemaker-rl:image-overrides-toolkit",
+                    "An image was given together with toolkit/toolkit_version/framework/"
+                    "framework_version; the image is used and the toolkit arguments are ignored "
+                    "(as the SageMaker SDK did).",
+                )
+            return image if isinstance(image, ContainerImage) else ContainerImage.from_uri(image)
+        if toolkit is None or toolkit_version is None and framework_version is None or (
+            framework is None
+        ):
+            raise ValidationError(
+                "Please provide `toolkit`, `toolkit_version`, `framework` or `image_uri` "
+                f"(`image_name`): got toolkit={toolkit!r}, toolkit_version={toolkit_version!r}, "
+                f"framework={framework!r}. See README.md#choosing-an-image."
+            )
+        return ContainerImage.rl(
+            toolkit=toolkit,
+            toolkit_version=toolkit_version,
+            framework=framework,
+            framework_version=framework_version,
+        )
+
+    def _job_name_base(self, name: str | None) -> str:
+        if name is None:
+            # The SDK derived the base from the image's repository name.
+            uri = self.image.image_uri
+            repo = "rl-training"
+            if not Token.is_unresolved(uri) or "/" in uri.rsplit(":", 1)[0]:
+                tail = uri.split("/")[-1].split("@")[0].split(":")[0]
+                if tail and JOB_NAME_PATTERN.match(tail):
+                    repo = tail
+            name = repo
+        # SageMaker names are unique forever: every deploy-time run appends a timestamp.
+        return name[:MAX_JOB_NAME_BASE].rstrip("-")
+
+    def _metric_definitions(
+        self, given: Sequence[Mapping[str, str]] | None
+    ) -> list[dict[str, str]]:
+        if given is not None:
+            result = []
+            for item in given:
+                if set(item) != {"Name", "Regex"}:
+                    raise invalid("metric_definitions", item,
+                                  "a list of {'Name': ..., 'Regex': ...} dicts")
+                result.append({"Name": str(item["Name"]), "Regex": str(item["Regex"])})
+            return result
+        if self.image.is_custom or self.image.toolkit is None:
+            return []
+        return [
+            {"Name": name, "Regex": regex}
+            for name, regex in DEFAULT_METRIC_DEFINITIONS.get(self.image.toolkit, ())
+        ]
+
+    def _kms_key(self, key: str | kms.IKey | None) -> str | None:
+        self._output_key: kms.IKey | None = None
+        if key is None:
+            return None
+        if isinstance(key, str):
+            if not key.strip():
+                raise invalid("output_kms_key", key, "a KMS key id, key ARN, alias or IKey")
+            return key
+        self._output_key = key
+        return key.key_arn
+
+    def _artifact_bucket(self, key: kms.IKey | None) -> s3.Bucket:
+        access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        acknowledge(
+            access_logs,
+            "AwsSolutions::AwsSolutions-S1",
+            "This bucket receives the artifact bucket's server access logs; logging it into "
+            "itself would loop.",
+        )
+        return s3.Bucket(
+            self,
+            "Artifacts",
+            encryption=s3.BucketEncryption.KMS if key else s3.BucketEncryption.S3_MANAGED,
+            encryption_key=key,
+            bucket_key_enabled=key is not None,
+            enforce_ssl=True,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            versioned=True,
+            server_access_logs_bucket=access_logs,
+            server_access_logs_prefix="artifacts/",
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+    def _execution_role(self, role: str | iam.IRole | None) -> iam.IRole:
+        if isinstance(role, str):
+            if Token.is_unresolved(role) or role.startswith("arn:"):
+                # A role the user manages is used as it is: we do not attach policies to it.
+                return iam.Role.from_role_arn(self, "ExecutionRole", role, mutable=False)
+            if not re.match(r"^[\w+=,.@-]{1,64}$", role):
+                raise invalid("role", role, "an IAM role name, a role ARN or an iam.IRole")
+            return iam.Role.from_role_name(self, "ExecutionRole", role)
+        if role is not None:
+            return role
+        created = iam.Role(
+            self,
+            "ExecutionRole",
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="SageMaker execution role for RL training jobs (least privilege)",
+        )
+        self._grant_execution_role(created)
+        return created
+
+    def _grant_execution_role(self, role: iam.Role) -> None:
+        stack = self._stack
+        out = self.output_location
+        statements = [
+            iam.PolicyStatement(
+                sid="ReadSourceCode",
+                actions=["s3:GetObject"],
+                resources=[
+                    f"arn:{Aws.PARTITION}:s3:::{self.source_asset.s3_bucket_name}/"
+                    f"{self.source_asset.s3_object_key}"
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="WriteArtifacts",
+                actions=["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"],
+                resources=[out.objects_arn()],
+            ),
+            iam.PolicyStatement(
+                sid="ListArtifacts",
+                actions=["s3:ListBucket"],
+                resources=[out.bucket_arn],
+            ),
+            iam.PolicyStatement(
+                sid="TrainingLogs",
+                actions=["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"{TRAINING_LOG_GROUP}:*",
+                        arn_format=_COLON,
+                    )
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="TrainingLogGroup",
+                actions=["logs:CreateLogGroup"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=TRAINING_LOG_GROUP,
+                        arn_format=_COLON,
+                    )
+                ],
+            ),
+            iam.PolicyStatement(
+                sid="TrainingMetrics",
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            ),
+        ]
+        if self.checkpoint_location is not None:
+            statements.append(
+                iam.PolicyStatement(
+                    sid="Checkpoints",
+                    actions=["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                    resources=[self.checkpoint_location.objects_arn()],
+                )
+            )
+            statements.append(
+                iam.PolicyStatement(
+                    sid="ListCheckpoints",
+                    actions=["s3:ListBucket"],
+                    resources=[self.checkpoint_location.bucket_arn],
+                )
+            )
+        for statement in statements:
+            role.add_to_policy(statement)
+        if self.bucket is not None and self.bucket.encryption_key is not None:
+            self.bucket.encryption_key.grant_encrypt_decrypt(role)
+        if self._output_key is not None:
+            self._output_key.grant_encrypt_decrypt(role)
+        self.image.grant_pull(role)
+        acknowledge_wildcard(
+            role,
+            out.objects_arn(),
+            "SageMaker writes <output path>/<job name>/output/... with a job name chosen per run.",
+        )
+        acknowledge_wildcard(
+            role,
+            self._training_log_streams_arn(),
+            "SageMaker names the job's log streams in /aws/sagemaker/TrainingJobs at run time.",
+        )
+        acknowledge_wildcard(
+            role,
+            "*",
+            "cloudwatch:PutMetricData (limited by a namespace condition) and "
+            "ecr:GetAuthorizationToken have no resource type.",
+        )
+        if self.checkpoint_location is not None:
+            acknowledge_wildcard(
+                role,
+                self.checkpoint_location.objects_arn(),
+                "SageMaker syncs checkpoint files it names under the checkpoint prefix.",
+            )
+
+    def _grant_inputs(self) -> None:
+        if not isinstance(self.role, iam.Role):
+            return
+        for name, uri in self._inputs.items():
+            location = parse_s3_uri(uri, f"inputs[{name!r}]")
+            self.role.add_to_policy(
+                iam.PolicyStatement(
+                    actions=["s3:GetObject"], resources=[location.objects_arn()]
+                )
+            )
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[location.bucket_arn])
+            )
+
+    @staticmethod
+    def _parse_inputs(inputs: str | Mapping[str, str] | None) -> dict[str, str]:
+        if inputs is None:
+            return {}
+        if isinstance(inputs, str):
+            parse_s3_uri(inputs, "inputs")
+            return {"training": inputs}
+        if isinstance(inputs, Mapping):
+            result = {}
+            for name, uri in inputs.items():
+                if not re.match(r"^[A-Za-z0-9\.\-_]{1,64}$", str(name)):
+                    raise invalid("inputs channel name", name,
+                                  "1-64 letters, digits, '.', '-' or '_' (SageMaker ChannelName)")
+                if not isinstance(uri, str):
+                    raise invalid(f"inputs[{name!r}]", uri, "an s3:// URI string")
+                parse_s3_uri(uri, f"inputs[{name!r}]")
+                result[str(name)] = uri
+            return result
+        raise invalid("inputs", inputs, "None, an s3:// URI, or a dict of channel name -> s3:// URI")
+
+    def _state_machine(self) -> sfn.StateMachine:
+        request = self.training_request()
+        request["InputDataConfig"] = Lazy.any(_Later(self), omit_empty_array=True)
+        train = sfn.CustomState(
+            self,
+            "Train",
+            state_json={
+                "Type": "Task",
+                "Resource": f"arn:{Aws.PARTITION}:states:::sagemaker:createTrainingJob.sync",
+                "Parameters": request,
+                "ResultSelector": {
+                    "TrainingJobName.$": "$.TrainingJobName",
+                    "TrainingJobArn.$": "$.TrainingJobArn",
+                    "ModelDataUrl.$": "$.ModelArtifacts.S3ModelArtifacts",
+                },
+                "ResultPath": "$.Training",
+            },
+        )
+        succeeded = sfn.Succeed(self, "Trained")
+        failed = sfn.Fail(
+            self, "TrainingFailed", error_path="$.Error.Error", cause_path="$.Error.Cause"
+        )
+        report_success = tasks.LambdaInvoke(
+            self,
+            "ReportSuccess",
+            lambda_function=self.signal_function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "Status": "SUCCESS",
+                    "WaitHandleUrl": sfn.JsonPath.string_at("$.WaitHandleUrl"),
+                    "TrainingJobName": sfn.JsonPath.string_at("$.Training.TrainingJobName"),
+                    "ModelDataUrl": sfn.JsonPath.string_at("$.Training.ModelDataUrl"),
+                }
+            ),
+            payload_response_only=True,
+            result_path=sfn.JsonPath.DISCARD,
+            retry_on_service_exceptions=True,
+        )
+        report_failure = tasks.LambdaInvoke(
+            self,
+            "ReportFailure",
+            lambda_function=self.signal_function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "Status": "FAILURE",
+                    "WaitHandleUrl": sfn.JsonPath.string_at("$.WaitHandleUrl"),
+                    "TrainingJobName": sfn.JsonPath.string_at("$$.Execution.Name"),
+                    "Error": sfn.JsonPath.object_at("$.Error"),
+                }
+            ),
+            payload_response_only=True,
+            result_path=sfn.JsonPath.DISCARD,
+            retry_on_service_exceptions=True,
+        )
+        deploy_waits = sfn.Condition.is_present("$.WaitHandleUrl")
+        on_success = (
+            sfn.Choice(self, "DeployWaitingForSuccess?")
+            .when(deploy_waits, report_success.next(succeeded))
+            .otherwise(succeeded)
+        )
+        on_failure = (
+            sfn.Choice(self, "DeployWaitingForFailure?")
+            .when(deploy_waits, report_failure.next(failed))
+            .otherwise(failed)
+        )
+        train.add_catch(on_failure, errors=["States.ALL"], result_path="$.Error")
+        machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            definition_body=sfn.DefinitionBody.from_chainable(train.next(on_success)),
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+            tracing_enabled=True,
+            timeout=Duration.seconds(
+                (self.max_wait_seconds or self.max_run_seconds) + WAIT_MARGIN_SECONDS
+            ),
+            comment="Runs one SageMaker RL training job (cdk-sagemaker-rl RLEstimator)",
+        )
+        self._grant_state_machine(machine)
+        return machine
+
+    def _grant_state_machine(self, machine: sfn.StateMachine) -> None:
+        stack = self._stack
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="RunTrainingJobs",
+                actions=[
+                    "sagemaker:CreateTrainingJob",
+                    "sagemaker:DescribeTrainingJob",
+                    "sagemaker:StopTrainingJob",
+                    "sagemaker:AddTags",
+                ],
+                resources=[self.training_job_arn_pattern],
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="PassExecutionRole",
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+            )
+        )
+        machine.add_to_role_policy(
+            iam.PolicyStatement(
+                sid="SyncTrainingJobEvents",
+                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+                resources=[
+                    stack.format_arn(
+                        service="events",
+                        resource="rule",
+                        resource_name="StepFunctionsGetEventsForSageMakerTrainingJobsRule",
+                    )
+                ],
+            )
+        )
+        acknowledge_wildcard(
+            machine.role,
+            self.training_job_arn_pattern,
+            "Each execution names its job <base>-<timestamp>; the ARN is fixed up to the base.",
+        )
+        acknowledge_wildcard(
+            machine.role,
+            f"{self.signal_function.function_arn}:*",
+            "The LambdaInvoke task's grant on the signal function's versions.",
+        )
+        acknowledge_wildcard(
+            machine.role,
+            "*",
+            "Log delivery (logs:*LogDelivery, DescribeLogGroups...) and X-Ray actions have no "
+            "resource type.",
+        )
+
+    def _grant_signal_function(self) -> None:
+        stack = self._stack
+        self.signal_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["sagemaker:DescribeTrainingJob"],
+                resources=[self.training_job_arn_pattern],
+            )
+        )
+        self.signal_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["logs:DescribeLogStreams", "logs:GetLogEvents"],
+                resources=[
+                    stack.format_arn(
+                        service="logs",
+                        resource="log-group",
+                        resource_name=f"{TRAINING_LOG_GROUP}:*",
+                        arn_format=_COLON,
+                    )
+                ],
+            )
+        )
+        for resource in (self.training_job_arn_pattern, self._training_log_streams_arn()):
+            acknowledge_wildcard(
+                self.signal_function.role,  # type: ignore[arg-type]
+                resource,
+                "Reads the failed job and the tail of its log streams; the job's name "
+                "(<base>-<timestamp>) is only known at run time.",
+            )
+
+    def _training_log_streams_arn(self) -> str:
+        return self._stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{TRAINING_LOG_GROUP}:*",
+            arn_format=_COLON,
+        )
+
+    def fingerprint(self) -> str:
+        """A hash of everything that defines the training; any change means a new training job."""
+        resolved = self._stack.resolve(
+            {
+                "request": self.training_request(),
+                "inputs": self._input_data_config(),
+                "source": self.source_bundle.tar_sha256,
+                "revision": self.training_revision,
+            }
+        )
+        text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+_COLON = ArnFormat.COLON_RESOURCE_NAME
+
+
+class AttachedTrainingJob(Construct):
+    """An existing training job (seed ``RLEstimator.attach``) whose model ``deploy()`` serves.
+
+    The job is looked up at deploy time by a read-only custom resource, so synth needs no AWS
+    access; a job that is not ``Completed`` fails the deploy with its status.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        training_job_name: str,
+        image: ContainerImage | str | None = None,
+        toolkit: RLToolkit | str | None = None,
+        toolkit_version: str | None = None,
+        framework: RLFramework | str | None = None,
+        framework_version: str | None = None,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        if not Token.is_unresolved(training_job_name) and not JOB_NAME_PATTERN.match(
+            training_job_name
+        ):
+            raise invalid("training_job_name", training_job_name,
+                          "a SageMaker training job name (^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})")
+        self.training_job_name = training_job_name
+        stack = Stack.of(self)
+        job_arn = stack.format_arn(
+            service="sagemaker", resource="training-job", resource_name=training_job_name.lower()
+        )
+        function = bundled_function(
+            self,
+            "LookupFunction",
+            folder="custom_resources",
+            handler="attach.on_event",
+            description="Looks up an existing SageMaker training job for RLEstimator.attach",
+        )
+        function.add_to_role_policy(
+            iam.PolicyStatement(actions=["sagemaker:DescribeTrainingJob"], resources=[job_arn])
+        )
+        self.lookup = CustomResource(
+            self,
+            "Lookup",
+            service_token=function.function_arn,
+            resource_type="Custom::RLTrainingJobLookup",
+            properties={"TrainingJobName": training_job_name},
+        )
+        self.model_data_url = self.lookup.get_att_string("ModelDataUrl")
+        self.training_image = self.lookup.get_att_string("TrainingImage")
+        if image is not None:
+            self.image_spec: ContainerImage | None = (
+                image if isinstance(image, ContainerImage) else ContainerImage.from_uri(image)
+            )
+        elif toolkit is not None:
+            self.image_spec = ContainerImage.rl(
+                toolkit=toolkit,
+                toolkit_version=toolkit_version,
+                framework=framework,
+                framework_version=framework_version,
+            )
+        else:
+            self.image_spec = None
+
+    def deploy(
+        self, instance_type: str, initial_instance_count: int = 1, **kwargs: Any
+    ) -> RLEndpoint:
+        """Serve the attached job's model; without toolkit/image, its training image serves it."""
+        from .serving import RLEndpoint, serving_plan_for_attached
+
+        plan = serving_plan_for_attached(
+            self, self.image_spec, self.training_image, instance_type, kwargs.pop("image", None)
+        )
+        return RLEndpoint(
+            self,
+            "Serving",
+            model_data_url=self.model_data_url,
+            model_data_bucket_arn=f"arn:{Aws.PARTITION}:s3:::"
+            + Fn.select(2, Fn.split("/", self.model_data_url)),
+            model_data_object_arn=f"arn:{Aws.PARTITION}:s3:::"
+            + Fn.select(1, Fn.split("s3://", self.model_data_url)),
+            plan=plan,
+            instance_type=instance_type,
+            initial_instance_count=initial_instance_count,
+            depends_on=self.lookup,
+            **kwargs,
+        )
