@@ -1,0 +1,38 @@
+# The two commands of the README, and what they need. Everything installs into ./.venv and
+# ./node_modules, so a fresh clone needs only python3 (3.11+), node + npm and make.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+
+.PHONY: install demo destroy test lint synth
+
+install: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## README command 1: deploy the reference stack to the local emulator, train, serve, play CartPole.
+demo: install
+	$(PY) -m cdk_sagemaker_rl.local demo
+
+## Tear the local deployment down and stop every process the demo started.
+destroy: install
+	$(PY) -m cdk_sagemaker_rl.local destroy
+
+## README command 2: the whole test suite.
+test: install
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+synth: install
+	npx cdk synth --quiet
