@@ -1,0 +1,374 @@
+"""Fixtures for the Lambda handler tests.
+
+The handlers run in-process exactly as Lambda loads them (from their asset folders, the folder
+on ``sys.path``), against moto's in-process AWS (``mock_aws``) with real boto3 clients, so
+botocore validates every request. Whatever moto cannot play (CloudFormation's response URL,
+the wait-condition handle, SageMaker runtime errors) is a tiny HTTP server on 127.0.0.1 that
+records what it receives and answers from a script.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+
+REPO = Path(__file__).resolve().parents[2]
+CUSTOM_RESOURCES_DIR = REPO / "lambda" / "custom_resources"
+PREDICT_FILE = REPO / "lambda" / "predict" / "index.py"
+REGION = "us-east-1"
+ACCOUNT = DEFAULT_ACCOUNT_ID
+CUSTOM_RESOURCE_MODULES = ("_cfn", "training_run", "attach")
+
+
+@pytest.fixture(autouse=True)
+def aws_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials and no configured endpoints: nothing can reach real AWS."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_DEFAULT_PROFILE")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    """moto's in-process AWS for the duration of a test."""
+    with mock_aws():
+        yield
+
+
+# --------------------------------------------------------------------------------------------
+# A recording HTTP server on 127.0.0.1
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+
+
+class RecordingServer:
+    """Records every request; answers with the scripted replies in order, then 200 empty."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.script: list[Reply] = []
+        self._lock = threading.Lock()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                with outer._lock:
+                    outer.requests.append(
+                        Recorded(
+                            self.command,
+                            self.path,
+                            {k.lower(): v for k, v in self.headers.items()},
+                            body,
+                        )
+                    )
+                    reply = outer.script.pop(0) if outer.script else Reply()
+                self.send_response(reply.status)
+                for key, value in reply.headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            do_PUT = _handle
+            do_POST = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def url(self, path: str = "/") -> str:
+        return self.base_url + path
+
+    def reply(self, status: int, body: bytes = b"", **headers: str) -> None:
+        """Queues the answer to the next request (header names: ``_`` becomes ``-``)."""
+        self.script.append(
+            Reply(status, {k.replace("_", "-"): v for k, v in headers.items()}, body)
+        )
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def http_server() -> Iterator[RecordingServer]:
+    server = RecordingServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens any more (connection refused)."""
+    server = RecordingServer()
+    url = server.url("/gone")
+    server.close()
+    return url
+
+
+# --------------------------------------------------------------------------------------------
+# Handler modules, loaded fresh for every test (no client or logger state survives a test)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FakeContext:
+    aws_request_id: str = "11111111-2222-3333-4444-555555555555"
+    function_name: str = "rl-handler"
+    log_group_name: str = "/aws/lambda/rl-handler"
+    log_stream_name: str = "2026/01/01/[$LATEST]abcdef"
+    remaining_ms: int = 300_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+@pytest.fixture
+def context() -> FakeContext:
+    return FakeContext()
+
+
+@pytest.fixture
+def cr(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
+    """The custom-resource asset's modules: ``cr.cfn``, ``cr.training_run``, ``cr.attach``."""
+    for name in CUSTOM_RESOURCE_MODULES:
+        sys.modules.pop(name, None)
+    monkeypatch.syspath_prepend(str(CUSTOM_RESOURCES_DIR))
+    cfn = importlib.import_module("_cfn")
+    modules = SimpleNamespace(
+        cfn=cfn,
+        training_run=importlib.import_module("training_run"),
+        attach=importlib.import_module("attach"),
+    )
+    # Keep retries instant; the number of attempts stays as shipped.
+    monkeypatch.setattr(cfn, "RETRY_BACKOFF_SECONDS", 0.0)
+    monkeypatch.setattr(cfn, "PUT_TIMEOUT_SECONDS", 2.0)
+    yield modules
+    for name in CUSTOM_RESOURCE_MODULES:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def load_predict(monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
+    """Imports lambda/predict/index.py afresh (a cold start) with the given environment."""
+
+    def load(**env: str) -> ModuleType:
+        for key in ("ENDPOINT_NAME", "CONTENT_TYPE", "ACCEPT", "MAX_PAYLOAD_BYTES"):
+            monkeypatch.delenv(key, raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        name = "rl_predict_index_under_test"
+        spec = importlib.util.spec_from_file_location(name, PREDICT_FILE)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.modules.pop(name, None)
+        return module
+
+    return load
+
+
+# --------------------------------------------------------------------------------------------
+# CloudFormation events and moto resources
+# --------------------------------------------------------------------------------------------
+
+
+def make_cfn_event(
+    request_type: str,
+    response_url: str,
+    properties: dict[str, Any],
+    *,
+    resource_type: str = "Custom::RLTrainingRun",
+    physical_resource_id: str | None = None,
+    old_properties: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    event: dict[str, Any] = {
+        "RequestType": request_type,
+        "ServiceToken": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:handler",
+        "ResponseURL": response_url,
+        "StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT}:stack/rl-stack/guid",
+        "RequestId": "req-0001",
+        "LogicalResourceId": "TrainingRun",
+        "ResourceType": resource_type,
+        "ResourceProperties": {"ServiceToken": "token", **properties},
+    }
+    if physical_resource_id is not None:
+        event["PhysicalResourceId"] = physical_resource_id
+    if old_properties is not None:
+        event["OldResourceProperties"] = old_properties
+    return event
+
+
+@pytest.fixture
+def cfn_event() -> Callable[..., dict[str, Any]]:
+    return make_cfn_event
+
+
+class Moto:
+    """Helpers that create moto resources and set states moto would never reach by itself."""
+
+    account = ACCOUNT
+    region = REGION
+
+    # Clients are created on first use: each costs tens of milliseconds.
+    @functools.cached_property
+    def sfn(self) -> Any:
+        return boto3.client("stepfunctions", region_name=REGION)
+
+    @functools.cached_property
+    def sagemaker(self) -> Any:
+        return boto3.client("sagemaker", region_name=REGION)
+
+    @functools.cached_property
+    def logs(self) -> Any:
+        return boto3.client("logs", region_name=REGION)
+
+    def state_machine(self, name: str = "rl-training") -> str:
+        definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
+        created = self.sfn.create_state_machine(
+            name=name,
+            definition=json.dumps(definition),
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn-role",
+        )
+        return str(created["stateMachineArn"])
+
+    def set_execution_status(self, execution_arn: str, status: str) -> None:
+        from moto.stepfunctions.models import stepfunctions_backends
+
+        backend = stepfunctions_backends[ACCOUNT][REGION]
+        backend.describe_execution(execution_arn).status = status
+
+    def training_job(
+        self, name: str, status: str = "Completed", failure_reason: str | None = None
+    ) -> None:
+        self.sagemaker.create_training_job(
+            TrainingJobName=name,
+            AlgorithmSpecification={
+                "TrainingImage": "111122223333.dkr.ecr.us-east-1.amazonaws.com/rl:latest",
+                "TrainingInputMode": "File",
+            },
+            RoleArn=f"arn:aws:iam::{ACCOUNT}:role/sagemaker-role",
+            OutputDataConfig={"S3OutputPath": "s3://bucket/output"},
+            ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 5},
+            StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        )
+        job = self._training_job(name)
+        job.training_job_status = status
+        if failure_reason is not None:
+            job.failure_reason = failure_reason
+
+    def training_job_status(self, name: str) -> str:
+        return str(self._training_job(name).training_job_status)
+
+    @staticmethod
+    def _training_job(name: str) -> Any:
+        from moto.sagemaker.models import sagemaker_backends
+
+        return sagemaker_backends[ACCOUNT][REGION].training_jobs[name]
+
+    def log_stream(self, stream: str, messages: list[str], offset_ms: int = 0) -> None:
+        """Puts ``messages`` 1 ms apart, starting a minute ago plus ``offset_ms``.
+
+        Recent timestamps: CloudWatch Logs (and moto) reject events older than 14 days.
+        """
+        start_ms = int(time.time() * 1000) - 60_000 + offset_ms
+        group = "/aws/sagemaker/TrainingJobs"
+        with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
+            self.logs.create_log_group(logGroupName=group)
+        self.logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        self.logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[
+                {"timestamp": start_ms + i, "message": message}
+                for i, message in enumerate(messages)
+            ],
+        )
+
+
+@pytest.fixture
+def moto(aws: None) -> Moto:
+    return Moto()
+
+
+@pytest.fixture
+def stop_training_job_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Adds StopTrainingJob to moto (5.2.5 lacks it): records the name, sets status Stopping.
+
+    It is added to moto's response class, so the handler's request still goes through botocore
+    (serialisation and validation) and moto's dispatch like any other call.
+    """
+    from moto.core.responses import EmptyResult
+    from moto.sagemaker.responses import SageMakerResponse
+
+    calls: list[str] = []
+
+    def stop_training_job(self: Any) -> Any:
+        name = self._get_param("TrainingJobName")
+        calls.append(name)
+        self.sagemaker_backend.training_jobs[name].training_job_status = "Stopping"
+        return EmptyResult()
+
+    monkeypatch.setattr(SageMakerResponse, "stop_training_job", stop_training_job, raising=False)
+    return calls
