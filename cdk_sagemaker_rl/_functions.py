@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -23,20 +23,12 @@ LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda"
 #: The latest Python runtime the pinned aws-cdk-lib knows; the handlers use only the stdlib + boto3.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 
-_CODE_CACHE: dict[str, lambda_.AssetCode] = {}
-
-
-def code_for(scope: Construct, folder: str) -> lambda_.AssetCode:
-    """One AssetCode per folder and stack: the asset is staged once, not once per function."""
-    key = f"{Stack.of(scope).node.addr}/{folder}"
-    if key not in _CODE_CACHE:
-        path = LAMBDA_ROOT / folder
-        if not path.is_dir():  # pragma: no cover - packaging error, not user input
-            raise FileNotFoundError(f"bundled Lambda code missing: {path}")
-        _CODE_CACHE[key] = lambda_.Code.from_asset(
-            str(path), exclude=["__pycache__", "*.pyc", ".mypy_cache"]
-        )
-    return _CODE_CACHE[key]
+def code_for(folder: str) -> lambda_.AssetCode:
+    """The code of one bundled folder; CDK stages identical folders once, keyed by content hash."""
+    path = LAMBDA_ROOT / folder
+    if not path.is_dir():  # pragma: no cover - packaging error, not user input
+        raise FileNotFoundError(f"bundled Lambda code missing: {path}")
+    return lambda_.Code.from_asset(str(path), exclude=["__pycache__", "*.pyc", ".mypy_cache"])
 
 
 def bundled_function(
@@ -80,7 +72,7 @@ def bundled_function(
         construct_id,
         role=role,
         runtime=RUNTIME,
-        code=code_for(scope, folder),
+        code=code_for(folder),
         handler=handler,
         description=description,
         environment=dict(environment or {}),

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_cdk import Aws, CfnOutput, Token
+from aws_cdk import Aws, CfnOutput, Duration, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -280,6 +280,7 @@ class RLEndpoint(Construct):
             folder="predict",
             handler="index.handler",
             description="Calls predict on the RL policy endpoint",
+            timeout=Duration.seconds(90),
             environment={
                 "ENDPOINT_NAME": self.endpoint_name,
                 "CONTENT_TYPE": plan.content_type,

@@ -326,7 +326,7 @@ class RLEstimator(Construct):
             folder="custom_resources",
             handler="training_run.signal",
             description="Reports a training job's outcome to the CloudFormation deploy waiting on it",
-            timeout=Duration.seconds(60),
+            timeout=Duration.seconds(90),
         )
         self.state_machine = self._state_machine()
         self._grant_signal_function()
@@ -546,13 +546,23 @@ class RLEstimator(Construct):
                     "(as the SageMaker SDK did).",
                 )
             return image if isinstance(image, ContainerImage) else ContainerImage.from_uri(image)
-        if toolkit is None or toolkit_version is None and framework_version is None or (
-            framework is None
-        ):
+        parsed = RLToolkit.parse(toolkit, "toolkit") if toolkit is not None else None
+        missing = [
+            name
+            for name, value in (
+                ("toolkit", toolkit),
+                ("toolkit_version", toolkit_version or framework_version),
+                # Vowpal Wabbit images carry no deep-learning framework.
+                ("framework", framework if parsed is not RLToolkit.VW else "-"),
+            )
+            if value is None
+        ]
+        if missing:
             raise ValidationError(
                 "Please provide `toolkit`, `toolkit_version`, `framework` or `image_uri` "
-                f"(`image_name`): got toolkit={toolkit!r}, toolkit_version={toolkit_version!r}, "
-                f"framework={framework!r}. See README.md#choosing-an-image."
+                f"(`image_name`): missing {', '.join(missing)} (got toolkit={toolkit!r}, "
+                f"toolkit_version={toolkit_version!r}, framework={framework!r}). "
+                "See README.md#container-images."
             )
         return ContainerImage.rl(
             toolkit=toolkit,
@@ -723,10 +733,10 @@ class RLEstimator(Construct):
             )
         for statement in statements:
             role.add_to_policy(statement)
-        if self.bucket is not None and self.bucket.encryption_key is not None:
-            self.bucket.encryption_key.grant_encrypt_decrypt(role)
-        if self._output_key is not None:
-            self._output_key.grant_encrypt_decrypt(role)
+        # Named actions only (grant_encrypt_decrypt would add kms:ReEncrypt* / GenerateDataKey*).
+        for key in (self.bucket.encryption_key if self.bucket else None, self._output_key):
+            if key is not None:
+                key.grant(role, "kms:Decrypt", "kms:GenerateDataKey")
         self.image.grant_pull(role)
         acknowledge_wildcard(
             role,

@@ -1,0 +1,452 @@
+"""Run Lambda functions for real: the function's zip, in a subprocess of this Python.
+
+moto runs Lambda code only through Docker, which local mode does not have; without it, Invoke
+echoes the payload and custom resources never answer. This plugin replaces
+``LambdaFunction.invoke`` (used by the Invoke API, which Step Functions' ``lambda:invoke`` tasks
+and Lambda-to-Lambda calls go through) with a subprocess run of the handler:
+
+- the stored zip (and its layers) is extracted once per code digest into the state directory;
+- the handler ``module.function`` runs under :data:`sys.executable` with the function's
+  environment plus ``AWS_ENDPOINT_URL`` (the emulator), dummy credentials and the region, in its
+  own session so that a timeout kills everything it started;
+- the result is the handler's JSON; an exception, a missing handler or a timeout is a
+  ``FunctionError: Unhandled`` with Lambda's error payload (``errorMessage``, ``errorType``,
+  ``stackTrace``), and the output goes to CloudWatch Logs (``/aws/lambda/<name>``) as in Lambda.
+
+Only Python runtimes run (the interpreter is this one, whatever minor version the function
+declares); any other runtime gets an error payload that says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .runtime import LOG, context, kill_process_group
+
+__all__ = ["Invocation", "install", "invoke_function"]
+
+#: Lambda returns at most this much of the log in ``X-Amz-Log-Result``.
+_LOG_TAIL_BYTES = 4096
+
+#: Variables of the emulator's own environment that a handler may see. Everything else (in
+#: particular AWS_* from the user's shell) stays out.
+_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
+
+#: Lambda's reserved variables: the function's environment cannot override them.
+_RESERVED_ENV = frozenset(
+    {
+        "_HANDLER",
+        "AWS_EXECUTION_ENV",
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+        "AWS_LAMBDA_FUNCTION_VERSION",
+        "AWS_LAMBDA_LOG_GROUP_NAME",
+        "AWS_LAMBDA_LOG_STREAM_NAME",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "LAMBDA_TASK_ROOT",
+        "LAMBDA_RUNTIME_DIR",
+    }
+)
+
+# The in-process half of the runtime: reads the event from stdin, calls the handler, writes the
+# outcome as JSON to the file named in argv (stdout belongs to the handler's own logging).
+_BOOTSTRAP = r"""
+import importlib
+import json
+import logging
+import os
+import sys
+import time
+import traceback
+
+
+class LambdaContext:
+    def __init__(self, deadline):
+        self._deadline = deadline
+        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
+        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
+        self.invoked_function_arn = os.environ["_LOCAL_FUNCTION_ARN"]
+        self.memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+        self.aws_request_id = os.environ["_LOCAL_REQUEST_ID"]
+        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
+        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self.identity = None
+        self.client_context = None
+
+    def get_remaining_time_in_millis(self):
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def write(path, outcome):
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump(outcome, handle)
+
+
+def error(message, kind, trace=()):
+    return {"ok": False, "error": {"errorMessage": message, "errorType": kind,
+            "requestId": os.environ["_LOCAL_REQUEST_ID"], "stackTrace": list(trace)}}
+
+
+def main():
+    handler_name, result_path = sys.argv[1], sys.argv[2]
+    deadline = time.monotonic() + float(os.environ["AWS_LAMBDA_FUNCTION_TIMEOUT"])
+    sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
+    logging.basicConfig(stream=sys.stdout, format="[%(levelname)s]\t%(asctime)s\t%(message)s")
+    module_name, _, function_name = handler_name.rpartition(".")
+    if not module_name:
+        write(result_path, error(f"Bad handler '{handler_name}': not enough values to unpack",
+                                 "Runtime.MalformedHandlerName"))
+        return
+    try:
+        module = importlib.import_module(module_name.replace("/", "."))
+    except Exception as exc:
+        write(result_path, error(f"Unable to import module '{module_name}': {exc}",
+                                 "Runtime.ImportModuleError"))
+        return
+    function = getattr(module, function_name, None)
+    if function is None:
+        write(result_path, error(f"Handler '{function_name}' missing on module '{module_name}'",
+                                 "Runtime.HandlerNotFound"))
+        return
+    event = json.loads(sys.stdin.read() or "null")
+    try:
+        result = function(event, LambdaContext(deadline))
+    except Exception as exc:
+        trace = traceback.format_tb(exc.__traceback__.tb_next)  # drop this frame
+        print(f"[ERROR] {type(exc).__name__}: {exc}")
+        write(result_path, error(str(exc), type(exc).__name__, trace))
+        return
+    try:
+        payload = json.dumps(result)
+    except (TypeError, ValueError) as exc:
+        write(result_path, error(f"Unable to marshal response: {exc}", "Runtime.MarshalError"))
+        return
+    write(result_path, {"ok": True, "payload": payload})
+
+
+main()
+"""
+
+
+@dataclass
+class Invocation:
+    """One invocation's outcome, in the Invoke API's terms."""
+
+    payload: bytes
+    function_error: str | None
+    log_text: str
+    request_id: str
+
+    @property
+    def error_summary(self) -> str:
+        """``errorType: errorMessage`` of a failed invocation (for messages elsewhere)."""
+        try:
+            body = json.loads(self.payload)
+        except ValueError:
+            return self.payload.decode("utf-8", "replace")
+        if isinstance(body, dict):
+            return f"{body.get('errorType', 'Error')}: {body.get('errorMessage', '')}"
+        return str(body)
+
+
+_extract_lock = threading.Lock()
+
+
+def _extract_zip(code: bytes, digest: str, kind: str) -> Path:
+    """Extract ``code`` once into ``<state>/lambda/<kind>/<digest>`` and return that directory."""
+    root = context().state_dir / "lambda" / kind
+    target = root / digest
+    with _extract_lock:
+        if target.is_dir():
+            return target
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{digest[:12]}-", dir=root))
+        try:
+            with zipfile.ZipFile(io.BytesIO(code)) as archive:
+                for member in archive.infolist():
+                    destination = (staging / member.filename).resolve()
+                    if not destination.is_relative_to(staging.resolve()):
+                        raise ValueError(f"zip member {member.filename!r} escapes the code dir")
+                archive.extractall(staging)
+            staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return target
+
+
+def _code_dir(fn: Any) -> Path:
+    code: bytes = getattr(fn, "code_bytes", b"") or b""
+    if not code:
+        raise _SetupError(
+            "Runtime.InvalidEntrypoint",
+            f"function {fn.function_name} has no stored code (package type "
+            f"{getattr(fn, 'package_type', 'Zip')}); local mode runs zip functions only",
+        )
+    digest = getattr(fn, "code_digest", "") or hashlib.sha256(code).hexdigest()
+    return _extract_zip(code, digest, "code")
+
+
+def _layer_dirs(fn: Any) -> list[Path]:
+    """``python`` directories of the function's layers (Lambda puts them on sys.path)."""
+    from moto.awslambda.utils import get_backend
+
+    dirs: list[Path] = []
+    backend = get_backend(fn.account_id, fn.region)
+    for layer in getattr(fn, "layers", []) or []:
+        version = backend.layers_versions_by_arn(layer["Arn"])
+        code: bytes = getattr(version, "code_bytes", b"") or b""
+        if not code:
+            continue
+        root = _extract_zip(code, hashlib.sha256(code).hexdigest(), "layers")
+        major, minor = sys.version_info[:2]
+        for candidate in (
+            root / "python",
+            root / "python" / "lib" / f"python{major}.{minor}" / "site-packages",
+        ):
+            if candidate.is_dir():
+                dirs.append(candidate)
+    return dirs
+
+
+class _SetupError(Exception):
+    """The function cannot start at all; becomes an error payload like Lambda's init errors."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+def _bootstrap_path() -> Path:
+    path = context().state_dir / "lambda" / "bootstrap.py"
+    if not path.exists() or path.read_text(encoding="utf-8") != _BOOTSTRAP:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        scratch.write_text(_BOOTSTRAP, encoding="utf-8")
+        scratch.replace(path)
+    return path
+
+
+def _environment(fn: Any, code_dir: Path, request_id: str, stream: str) -> dict[str, str]:
+    ctx = context()
+    env = {key: os.environ[key] for key in _INHERITED_ENV if key in os.environ}
+    for key, value in (fn.environment_vars or {}).items():
+        if key not in _RESERVED_ENV:
+            env[str(key)] = str(value)
+    python_path = [str(code_dir), *(str(path) for path in _layer_dirs(fn))]
+    env.update(ctx.aws_environment())
+    env.update(
+        {
+            "_HANDLER": str(fn.handler),
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.run_time}",
+            "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(_timeout(fn)),
+            "AWS_LAMBDA_LOG_GROUP_NAME": fn.logs_group_name,
+            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
+            "LAMBDA_TASK_ROOT": str(code_dir),
+            "PYTHONPATH": os.pathsep.join(python_path),
+            "PYTHONUNBUFFERED": "1",
+            "_LOCAL_FUNCTION_ARN": fn.function_arn,
+            "_LOCAL_REQUEST_ID": request_id,
+        }
+    )
+    return env
+
+
+def _timeout(fn: Any) -> float:
+    try:
+        return float(fn.timeout)
+    except (TypeError, ValueError):
+        return 3.0
+
+
+def _error_payload(kind: str, message: str, request_id: str) -> bytes:
+    body = {"errorMessage": message, "errorType": kind, "requestId": request_id, "stackTrace": []}
+    return json.dumps(body).encode("utf-8")
+
+
+def _save_logs(fn: Any, stream: str, lines: list[str]) -> None:
+    """Write the invocation's log to ``/aws/lambda/<name>`` like Lambda does."""
+    backend = fn.logs_backend
+    now = int(time.time() * 1000)
+    try:
+        backend.ensure_log_group(fn.logs_group_name)
+        backend.create_log_stream(fn.logs_group_name, stream)
+        events = [{"timestamp": now, "message": line} for line in lines] or [
+            {"timestamp": now, "message": ""}
+        ]
+        backend.put_log_events(fn.logs_group_name, stream, events)
+    except Exception:
+        LOG.exception("could not write the log of %s to CloudWatch Logs", fn.function_name)
+
+
+def invoke_function(fn: Any, event: bytes | str) -> Invocation:
+    """Run ``fn`` (a moto ``LambdaFunction``) with ``event`` and wait for its outcome."""
+    request_id = str(uuid.uuid4())
+    started = datetime.now(UTC)
+    stream = f"{started:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
+    timeout = _timeout(fn)
+    runtime = str(fn.run_time or "")
+    head = f"START RequestId: {request_id} Version: $LATEST"
+    output = ""
+    try:
+        if not runtime.startswith("python"):
+            raise _SetupError(
+                "Runtime.UnsupportedLocally",
+                f"local mode runs Python Lambda functions only; function {fn.function_name} "
+                f"has runtime {runtime or 'none (container image)'}",
+            )
+        code_dir = _code_dir(fn)
+        env = _environment(fn, code_dir, request_id, stream)
+        payload, function_error, output = _run(fn, code_dir, env, event, timeout, request_id)
+    except _SetupError as problem:
+        payload = _error_payload(problem.kind, problem.message, request_id)
+        function_error = "Unhandled"
+        output = f"[ERROR] {problem.kind}: {problem.message}\n"
+    elapsed = (datetime.now(UTC) - started).total_seconds() * 1000
+    lines = [
+        head,
+        *output.splitlines(),
+        f"END RequestId: {request_id}",
+        f"REPORT RequestId: {request_id}\tDuration: {elapsed:.2f} ms\t"
+        f"Memory Size: {fn.memory_size} MB",
+    ]
+    _save_logs(fn, stream, lines)
+    status = f"error {function_error}" if function_error else "ok"
+    LOG.info("lambda %s %s: %s in %.0f ms", fn.function_name, request_id, status, elapsed)
+    for line in output.splitlines():
+        LOG.info("lambda %s | %s", fn.function_name, line)
+    return Invocation(payload, function_error, "\n".join(lines) + "\n", request_id)
+
+
+def _run(
+    fn: Any,
+    code_dir: Path,
+    env: dict[str, str],
+    event: bytes | str,
+    timeout: float,
+    request_id: str,
+) -> tuple[bytes, str | None, str]:
+    ctx = context()
+    scratch = ctx.state_dir / "lambda" / "invocations"
+    scratch.mkdir(parents=True, exist_ok=True)
+    result_path = scratch / f"{request_id}.json"
+    data = event.encode("utf-8") if isinstance(event, str) else event
+    process = subprocess.Popen(
+        [sys.executable, str(_bootstrap_path()), str(fn.handler), str(result_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=code_dir,
+        env=env,
+        start_new_session=True,
+    )
+    ctx.track(process)
+    try:
+        try:
+            raw_output, _ = process.communicate(data, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            kill_process_group(process)
+            raw_output, _ = process.communicate()
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            message = f"{stamp} {request_id} Task timed out after {timeout:.2f} seconds"
+            text = raw_output.decode("utf-8", "replace") + message + "\n"
+            return _error_payload("Sandbox.Timedout", message, request_id), "Unhandled", text
+        text = raw_output.decode("utf-8", "replace")
+        if ctx.shutdown.is_set() and process.returncode and process.returncode < 0:
+            return (
+                _error_payload("Sandbox.Stopped", "the emulator stopped", request_id),
+                ("Unhandled"),
+                text,
+            )
+        try:
+            outcome = json.loads(result_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            message = f"RequestId: {request_id} Error: Runtime exited with error: exit status {process.returncode}"
+            return _error_payload("Runtime.ExitError", message, request_id), "Unhandled", text
+        if outcome.get("ok"):
+            return str(outcome["payload"]).encode("utf-8"), None, text
+        return json.dumps(outcome["error"]).encode("utf-8"), "Unhandled", text
+    finally:
+        ctx.untrack(process)
+        result_path.unlink(missing_ok=True)
+
+
+def _invoke_api(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
+    """Replacement for ``LambdaFunction.invoke`` (the Invoke API's path into a function)."""
+    invocation_type = "RequestResponse"
+    if request_headers:
+        invocation_type = request_headers.get("x-amz-invocation-type") or invocation_type
+    event: bytes | str = body if body else "{}"
+    if invocation_type == "DryRun":
+        return b""
+    if invocation_type == "Event":
+        threading.Thread(
+            target=_invoke_in_background,
+            args=(self, event),
+            name=f"lambda-event-{self.function_name}",
+            daemon=True,
+        ).start()
+        return b""
+    invocation = invoke_function(self, event)
+    if invocation.function_error:
+        response_headers["x-amz-function-error"] = invocation.function_error
+    tail = invocation.log_text.encode("utf-8")[-_LOG_TAIL_BYTES:]
+    response_headers["x-amz-log-result"] = base64.b64encode(tail).decode("ascii")
+    return invocation.payload
+
+
+def _invoke_in_background(fn: Any, event: bytes | str) -> None:
+    try:
+        invoke_function(fn, event)
+    except Exception:
+        LOG.exception("asynchronous invocation of %s failed", fn.function_name)
+
+
+def _simple_backend_invoke(
+    self: Any,
+    function_name: str,
+    qualifier: str | None,
+    body: Any,
+    headers: Any,
+    response_headers: Any,
+) -> bytes | str | None:
+    """moto's Docker-less backend answers canned results; run the function instead."""
+    from moto.awslambda.models import LambdaBackend
+
+    result: bytes | str | None = LambdaBackend.invoke(
+        self, function_name, qualifier, body, headers, response_headers
+    )
+    return result
+
+
+def install() -> None:
+    """Route every Lambda invocation in moto through :func:`invoke_function`."""
+    from moto.awslambda.models import LambdaFunction
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    LambdaFunction.invoke = _invoke_api  # type: ignore[method-assign]
+    LambdaSimpleBackend.invoke = _simple_backend_invoke  # type: ignore[method-assign]
