@@ -69,9 +69,16 @@ def serving_plan(
         }
         return ServingPlan("mxnet", ContainerImage.mxnet_serving(version), environment=env)
     if framework is RLFramework.PYTORCH and version is not None:
-        return ServingPlan(
-            "pytorch", ContainerImage.pytorch_inference(version), needs_entry_point=True
-        )
+        try:
+            image = ContainerImage.pytorch_inference(version)
+        except ValidationError as error:
+            raise ValidationError(
+                f"A PyTorch policy trained with torch {version} has no way to be served: the "
+                f"catalogue has no PyTorch inference image for it ({error}). Pass "
+                "image=ContainerImage.pytorch_inference('<version>') (or any image) and "
+                "entry_point='<inference script>' to deploy(). See README.md#deploying."
+            ) from None
+        return ServingPlan("pytorch", image, needs_entry_point=True)
     raise ValidationError(
         f"No serving image is known for a policy trained with toolkit={bound.toolkit!r} and "
         f"framework={framework!r}; pass image=ContainerImage.from_uri(...) to deploy(). "
@@ -143,22 +150,21 @@ class RLEndpoint(Construct):
                 "says you really want a public predict URL",
             )
         environment = dict(plan.environment)
-        if plan.needs_entry_point:
-            if not entry_point:
-                raise ValidationError(
-                    f"deploy() of a {plan.kind} policy needs entry_point: the name of the "
-                    "inference script (model_fn/input_fn/predict_fn/output_fn) that your training "
-                    "script saved under <model dir>/code/, e.g. entry_point='inference.py'. "
-                    "See README.md#deploying."
-                )
+        if plan.needs_entry_point and not entry_point:
+            raise ValidationError(
+                f"deploy() of a {plan.kind} policy needs entry_point: the name of the "
+                "inference script (model_fn/input_fn/predict_fn/output_fn) that your training "
+                "script saved under <model dir>/code/, e.g. entry_point='inference.py'. "
+                "See README.md#deploying."
+            )
+        if entry_point is not None:
+            if plan.kind == "tensorflow-serving":
+                raise invalid("entry_point", entry_point,
+                              "None: TensorFlow Serving serves the SavedModel without a script")
             if "/" in entry_point or not entry_point.endswith(".py"):
                 raise invalid("entry_point", entry_point,
                               "a .py file name inside the model's code/ directory")
             environment["SAGEMAKER_PROGRAM"] = entry_point
-        elif entry_point is not None and plan.kind != "mxnet":
-            raise invalid("entry_point", entry_point,
-                          f"None for a {plan.kind} policy (the serving image needs no script)")
-
         if plan.image is not None:
             bound: BoundImage | None = plan.image.bind(self, instance_type=instance_type)
             image_uri = bound.image_uri if bound else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
@@ -145,13 +145,13 @@ def _pick(
 
 @jsii.implements(IStableAnyProducer)
 class _Later:
-    """A value that is only known after ``fit()`` (the channels), rendered when the template is."""
+    """A value only final after ``fit()`` (channels, default run time), rendered with the template."""
 
-    def __init__(self, estimator: RLEstimator) -> None:
-        self._estimator = estimator
+    def __init__(self, produce: Callable[[], Any]) -> None:
+        self._produce = produce
 
     def produce(self) -> Any:
-        return self._estimator._input_data_config() or None
+        return self._produce()
 
 
 class RLEstimator(Construct):
@@ -224,6 +224,7 @@ class RLEstimator(Construct):
         self.volume_size_gb = self._volume_gb(volume)
         run = _pick("train_max_run", train_max_run, "max_run", max_run)
         self.max_run_seconds = _seconds(run, "train_max_run", DEFAULT_MAX_RUN_SECONDS)
+        self._max_run_given = run is not None
         if not 1 <= self.max_run_seconds <= MAX_RUN_LIMIT_SECONDS:
             raise invalid(
                 "train_max_run",
@@ -364,6 +365,17 @@ class RLEstimator(Construct):
             )
         self._inputs = self._parse_inputs(inputs)
         self._grant_inputs()
+        window = WAIT_CONDITION_LIMIT_SECONDS - WAIT_MARGIN_SECONDS
+        if wait and not self._max_run_given and self.max_run_seconds > window:
+            # The SDK's 24 h default cannot be waited for by a deploy; an explicit value that
+            # long is an error (in TrainingRun), the default is lowered and said so.
+            self.max_run_seconds = window
+            from aws_cdk import Annotations
+
+            Annotations.of(self).add_info(
+                f"train_max_run defaults to {window} s (not the SDK's 86400 s) because fit(wait="
+                "True) waits for the job inside the deploy; set train_max_run to choose."
+            )
         self._fitted = True
         self._wait = wait
         from ._deploy_time import TrainingRun  # local import: keeps module import order simple
@@ -450,9 +462,6 @@ class RLEstimator(Construct):
         output: dict[str, Any] = {"S3OutputPath": self.output_path}
         if self.output_kms_key is not None:
             output["KmsKeyId"] = self.output_kms_key
-        stopping: dict[str, Any] = {"MaxRuntimeInSeconds": self.max_run_seconds}
-        if self.max_wait_seconds is not None:
-            stopping["MaxWaitTimeInSeconds"] = self.max_wait_seconds
         request: dict[str, Any] = {
             "TrainingJobName.$": job_name,
             "AlgorithmSpecification": algorithm,
@@ -463,7 +472,7 @@ class RLEstimator(Construct):
                 "InstanceType": self.instance_type,
                 "VolumeSizeInGB": self.volume_size_gb,
             },
-            "StoppingCondition": stopping,
+            "StoppingCondition": self._stopping_condition(),
             "HyperParameters": self._hyperparameters(job_name),
         }
         channels = self._input_data_config()
@@ -479,6 +488,12 @@ class RLEstimator(Construct):
                 checkpoint["LocalPath"] = self.checkpoint_local_path
             request["CheckpointConfig"] = checkpoint
         return request
+
+    def _stopping_condition(self) -> dict[str, int]:
+        stopping = {"MaxRuntimeInSeconds": self.max_run_seconds}
+        if self.max_wait_seconds is not None:
+            stopping["MaxWaitTimeInSeconds"] = self.max_wait_seconds
+        return stopping
 
     def _hyperparameters(self, job_name_path: str) -> dict[str, str]:
         encoded = encode_hyperparameters(self.hyperparameters)
@@ -797,7 +812,10 @@ class RLEstimator(Construct):
 
     def _state_machine(self) -> sfn.StateMachine:
         request = self.training_request()
-        request["InputDataConfig"] = Lazy.any(_Later(self), omit_empty_array=True)
+        request["InputDataConfig"] = Lazy.any(
+            _Later(lambda: self._input_data_config() or None), omit_empty_array=True
+        )
+        request["StoppingCondition"] = Lazy.any(_Later(self._stopping_condition))
         train = sfn.CustomState(
             self,
             "Train",
@@ -868,10 +886,9 @@ class RLEstimator(Construct):
             logs=sfn.LogOptions(
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
+            # No state machine timeout: MaxRuntime/MaxWait stop the job, and the .sync task ends
+            # with it.
             tracing_enabled=True,
-            timeout=Duration.seconds(
-                (self.max_wait_seconds or self.max_run_seconds) + WAIT_MARGIN_SECONDS
-            ),
             comment="Runs one SageMaker RL training job (cdk-sagemaker-rl RLEstimator)",
         )
         self._grant_state_machine(machine)
