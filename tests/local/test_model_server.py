@@ -21,6 +21,7 @@ from cdk_sagemaker_rl.local.model_server import (
     InferenceHandler,
     LocalModelServer,
     ModelServerError,
+    UnsupportedFormatError,
 )
 
 HANDLER = """
@@ -314,5 +315,6 @@ def test_container_defaults_serve_a_torchscript_model(tmp_path: Path) -> None:
     assert (json.loads(body), content_type) == ([[21.0], [43.0]], "application/json")
     body, content_type = handler.invoke(model, b"1,2\n3,4\n", "text/csv", "text/csv")
     assert (body.decode().split(), content_type) == (["21.0", "43.0"], "text/csv")
-    with pytest.raises(ValueError, match="unsupported content type 'image/png'"):
+    # The server answers this one with 415, as the toolkit does for its decoders.
+    with pytest.raises(UnsupportedFormatError, match="unsupported content type 'image/png'"):
         handler.invoke(model, b"", "image/png", "application/json")
