@@ -105,7 +105,7 @@ class TrainingRun(Construct):
         properties: dict[str, object] = {
             "StateMachineArn": machine.state_machine_arn,
             "JobNameBase": estimator.job_name_base,
-            "OutputPath": estimator.output_path,
+            "OutputPath": estimator.output_path.rstrip("/"),
             "Fingerprint": fingerprint,
         }
         self.handle: CfnWaitConditionHandle | None = None

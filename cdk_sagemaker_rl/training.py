@@ -64,6 +64,23 @@ DEFAULT_MAX_RUN_SECONDS = 24 * 3600
 DEFAULT_CONTAINER_LOG_LEVEL = 20
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
+#: Regions without SageMaker Debugger / profiler (SDK v2 ``fw_utils``): no DebugHookConfig there.
+DEBUGGER_UNSUPPORTED_REGIONS = frozenset(
+    {
+        "us-iso-east-1",
+        "us-isob-east-1",
+        "ap-southeast-3",
+        "ap-southeast-4",
+        "eu-south-2",
+        "me-central-1",
+        "ap-south-2",
+        "eu-central-2",
+        "us-gov-east-1",
+    }
+)
+#: Where the training container finds the code when network isolation forbids S3 downloads.
+ISOLATED_SUBMIT_DIRECTORY = "/opt/ml/input/data/code/sourcedir.tar.gz"
+
 #: Hyperparameters the SDK injects and this construct injects likewise; users may not set them.
 INJECTED_HYPERPARAMETERS = (
     "sagemaker_program",
@@ -200,6 +217,14 @@ class RLEstimator(Construct):
         artifact_bucket: s3.IBucket | None = None,
         bucket_encryption_key: kms.IKey | None = None,
         training_revision: str | None = None,
+        subnets: Sequence[str] | None = None,
+        security_group_ids: Sequence[str] | None = None,
+        tags: Mapping[str, str] | Sequence[Mapping[str, str]] | None = None,
+        max_retry_attempts: int | None = None,
+        enable_network_isolation: bool = False,
+        encrypt_inter_container_traffic: bool = False,
+        debugger_hook_config: bool = True,
+        disable_profiler: bool = False,
     ) -> None:
         super().__init__(scope, construct_id)
         self._stack = Stack.of(self)
@@ -278,6 +303,30 @@ class RLEstimator(Construct):
         self.environment = dict(environment or {})
         # Changing the revision retrains on the next deploy even when nothing else changed.
         self.training_revision = training_revision
+        self.subnets = list(subnets or [])
+        self.security_group_ids = list(security_group_ids or [])
+        if bool(self.subnets) != bool(self.security_group_ids):
+            raise invalid(
+                "subnets/security_group_ids",
+                {"subnets": self.subnets, "security_group_ids": self.security_group_ids},
+                "both or neither (SageMaker's VpcConfig needs subnets and security groups)",
+            )
+        self.tags = self._tags(tags)
+        if max_retry_attempts is not None and (
+            isinstance(max_retry_attempts, bool)
+            or not isinstance(max_retry_attempts, int)
+            or not 1 <= max_retry_attempts <= 30
+        ):
+            raise invalid("max_retry_attempts", max_retry_attempts, "an integer from 1 to 30")
+        self.max_retry_attempts = max_retry_attempts
+        self.enable_network_isolation = enable_network_isolation
+        self.encrypt_inter_container_traffic = encrypt_inter_container_traffic
+        region = Stack.of(self).region
+        # As the SDK: Debugger and the profiler are on by default where SageMaker offers them.
+        # An environment-agnostic stack cannot know; it sends the default configuration.
+        supported = Token.is_unresolved(region) or region not in DEBUGGER_UNSUPPORTED_REGIONS
+        self.debugger_hook_config = debugger_hook_config and supported
+        self.disable_profiler = disable_profiler or not supported
 
         # --- source code ---------------------------------------------------------------------------
         self.source_bundle: SourceBundle = build_source_bundle(
@@ -299,7 +348,8 @@ class RLEstimator(Construct):
         else:
             self.bucket = artifact_bucket or self._artifact_bucket(bucket_encryption_key)
             self.output_location = S3Location(self.bucket.bucket_name, "training")
-        self.output_path = self.output_location.uri
+        # Verbatim, as the SDK sends it (a trailing slash included).
+        self.output_path = output_path if output_path is not None else self.output_location.uri
         self.checkpoint_location = (
             parse_s3_uri(checkpoint_s3_uri, "checkpoint_s3_uri") if checkpoint_s3_uri else None
         )
@@ -487,6 +537,29 @@ class RLEstimator(Construct):
             if self.checkpoint_local_path:
                 checkpoint["LocalPath"] = self.checkpoint_local_path
             request["CheckpointConfig"] = checkpoint
+        if self.debugger_hook_config:
+            request["DebugHookConfig"] = {
+                "S3OutputPath": self.output_path,
+                "CollectionConfigurations": [],
+            }
+        request["ProfilerConfig"] = (
+            {"DisableProfiler": True}
+            if self.disable_profiler
+            else {"S3OutputPath": self.output_path, "DisableProfiler": False}
+        )
+        if self.subnets:
+            request["VpcConfig"] = {
+                "SecurityGroupIds": list(self.security_group_ids),
+                "Subnets": list(self.subnets),
+            }
+        if self.tags:
+            request["Tags"] = [dict(tag) for tag in self.tags]
+        if self.max_retry_attempts is not None:
+            request["RetryStrategy"] = {"MaximumRetryAttempts": self.max_retry_attempts}
+        if self.enable_network_isolation:
+            request["EnableNetworkIsolation"] = True
+        if self.encrypt_inter_container_traffic:
+            request["EnableInterContainerTrafficEncryption"] = True
         return request
 
     def _stopping_condition(self) -> dict[str, int]:
@@ -500,7 +573,11 @@ class RLEstimator(Construct):
         encoded.update(
             {
                 "sagemaker_program": json.dumps(self.source_bundle.entry_point),
-                "sagemaker_submit_directory": json.dumps(self.source_asset.s3_object_url),
+                "sagemaker_submit_directory": json.dumps(
+                    ISOLATED_SUBMIT_DIRECTORY
+                    if self.enable_network_isolation
+                    else self.source_asset.s3_object_url
+                ),
                 "sagemaker_container_log_level": json.dumps(self.container_log_level),
                 "sagemaker_region": json.dumps(Aws.REGION),
                 "sagemaker_s3_output": json.dumps(self.output_path),
@@ -512,6 +589,10 @@ class RLEstimator(Construct):
         return encoded
 
     def _input_data_config(self) -> list[dict[str, Any]]:
+        channels = dict(self._inputs)
+        if self.enable_network_isolation:
+            # The container may not reach S3: SageMaker delivers the code as a channel.
+            channels["code"] = self.source_asset.s3_object_url
         return [
             {
                 "ChannelName": name,
@@ -523,7 +604,7 @@ class RLEstimator(Construct):
                     }
                 },
             }
-            for name, uri in self._inputs.items()
+            for name, uri in channels.items()
         ]
 
     # ---------------------------------------------------------------------------- construction
@@ -746,6 +827,8 @@ class RLEstimator(Construct):
                     resources=[self.checkpoint_location.bucket_arn],
                 )
             )
+        if self.subnets:
+            statements.extend(self._vpc_statements())
         for statement in statements:
             role.add_to_policy(statement)
         # Named actions only (grant_encrypt_decrypt would add kms:ReEncrypt* / GenerateDataKey*).
@@ -769,12 +852,58 @@ class RLEstimator(Construct):
             "cloudwatch:PutMetricData (limited by a namespace condition) and "
             "ecr:GetAuthorizationToken have no resource type.",
         )
+        if self.subnets:
+            acknowledge_wildcard(
+                role,
+                self._stack.format_arn(
+                    service="ec2", resource="network-interface", resource_name="*"
+                ),
+                "SageMaker creates the job's network interfaces; their ids are not known "
+                "in advance.",
+            )
         if self.checkpoint_location is not None:
             acknowledge_wildcard(
                 role,
                 self.checkpoint_location.objects_arn(),
                 "SageMaker syncs checkpoint files it names under the checkpoint prefix.",
             )
+
+    def _vpc_statements(self) -> list[iam.PolicyStatement]:
+        """What SageMaker needs to attach the job's network interfaces to the user's subnets."""
+        stack = self._stack
+        interfaces = stack.format_arn(
+            service="ec2", resource="network-interface", resource_name="*"
+        )
+        attach_to = [
+            stack.format_arn(service="ec2", resource="subnet", resource_name=subnet)
+            for subnet in self.subnets
+        ] + [
+            stack.format_arn(service="ec2", resource="security-group", resource_name=group)
+            for group in self.security_group_ids
+        ]
+        return [
+            iam.PolicyStatement(
+                sid="JobNetworkInterfaces",
+                actions=[
+                    "ec2:CreateNetworkInterface",
+                    "ec2:CreateNetworkInterfacePermission",
+                    "ec2:DeleteNetworkInterface",
+                    "ec2:DeleteNetworkInterfacePermission",
+                ],
+                resources=[interfaces, *attach_to],
+            ),
+            iam.PolicyStatement(
+                sid="DescribeNetwork",
+                actions=[
+                    "ec2:DescribeNetworkInterfaces",
+                    "ec2:DescribeVpcs",
+                    "ec2:DescribeDhcpOptions",
+                    "ec2:DescribeSubnets",
+                    "ec2:DescribeSecurityGroups",
+                ],
+                resources=["*"],
+            ),
+        ]
 
     def _grant_inputs(self) -> None:
         if not isinstance(self.role, iam.Role):
@@ -789,6 +918,21 @@ class RLEstimator(Construct):
             self.role.add_to_policy(
                 iam.PolicyStatement(actions=["s3:ListBucket"], resources=[location.bucket_arn])
             )
+
+    @staticmethod
+    def _tags(
+        tags: Mapping[str, str] | Sequence[Mapping[str, str]] | None,
+    ) -> list[dict[str, str]]:
+        if tags is None:
+            return []
+        if isinstance(tags, Mapping):
+            return [{"Key": str(k), "Value": str(v)} for k, v in tags.items()]
+        result = []
+        for tag in tags:
+            if not isinstance(tag, Mapping) or set(tag) != {"Key", "Value"}:
+                raise invalid("tags", tag, "a dict of key -> value, or [{'Key': ..., 'Value': ...}]")
+            result.append({"Key": str(tag["Key"]), "Value": str(tag["Value"])})
+        return result
 
     @staticmethod
     def _parse_inputs(inputs: str | Mapping[str, str] | None) -> dict[str, str]:
