@@ -9,6 +9,7 @@ the built-in local emulator (``python -m cdk_sagemaker_rl.local``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,10 @@ from cdk_sagemaker_rl import ContainerImage, RLEstimator
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE / "examples" / "cartpole"
 ENVIRONMENTS_KEY = "cdk-sagemaker-rl:environments"
-#: The Deep Learning Container release the example trains and serves on.
-PYTORCH_VERSION = "2.6"
+#: The Deep Learning Container releases the example trains and serves on: Stable-Baselines3 2.9
+#: needs torch >= 2.8 to train; serving the exported actor needs only torch.
+TRAINING_PYTORCH = "2.8"
+SERVING_PYTORCH = "2.6"
 #: The example prints this line as it trains; SageMaker turns it into a metric.
 REWARD_METRIC = {
     "Name": "episode_reward_mean",
@@ -42,8 +45,8 @@ class CartPoleStack(cdk.Stack):
             self,
             "CartPole",
             entry_point="train.py",
-            source_dir=str(EXAMPLE),
-            image_uri=ContainerImage.pytorch_training(PYTORCH_VERSION),
+            source_dir=str(settings.get("source_dir", EXAMPLE)),
+            image_uri=ContainerImage.pytorch_training(TRAINING_PYTORCH),
             train_instance_type=settings["train_instance_type"],
             train_instance_count=1,
             train_max_run=cdk.Duration.minutes(int(settings["train_max_run_minutes"])),
@@ -55,8 +58,23 @@ class CartPoleStack(cdk.Stack):
         estimator.deploy(
             instance_type=settings["serve_instance_type"],
             initial_instance_count=int(settings.get("serve_initial_instance_count", 1)),
+            image=ContainerImage.pytorch_inference(SERVING_PYTORCH),
             entry_point="inference.py",
         )
+
+
+def _overrides(app: cdk.App) -> dict[str, Any]:
+    """``-c hyperparameters='{...}'`` and ``-c source_dir=...``: what local mode lets you try."""
+    overrides: dict[str, Any] = {}
+    hyperparameters = app.node.try_get_context("hyperparameters")
+    if hyperparameters:
+        overrides["hyperparameters"] = (
+            json.loads(hyperparameters) if isinstance(hyperparameters, str) else hyperparameters
+        )
+    source_dir = app.node.try_get_context("source_dir")
+    if source_dir:
+        overrides["source_dir"] = source_dir
+    return overrides
 
 
 def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = None) -> cdk.App:
@@ -70,9 +88,16 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     region = app.node.try_get_context("region") or ("us-east-1" if local else None)
     account = app.node.try_get_context("account") or ("123456789012" if local else None)
     env = cdk.Environment(account=account, region=region) if region else None
+    overrides = _overrides(app)
     for name, settings in environments.items():
         if only and name != only:
             continue
+        settings = {**settings, **overrides}
+        if "hyperparameters" in overrides:
+            settings["hyperparameters"] = {
+                **environments[name].get("hyperparameters", {}),
+                **overrides["hyperparameters"],
+            }
         synthesizer = (
             # The emulator has no bootstrap-version SSM parameter rule support on updates.
             cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False) if local else None
