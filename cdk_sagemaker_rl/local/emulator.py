@@ -157,7 +157,7 @@ class Emulator:
         self._saved_logger_levels: dict[str, int] = {}
         self._saved_env: dict[str, str | None] = {}
         self._stop_requested = threading.Event()
-        self._stopped = threading.Event()
+        self._stale_owner: int | None = None
 
     # --- properties -----------------------------------------------------------------------
 
@@ -203,6 +203,8 @@ class Emulator:
         try:
             _check_port(self._requested_port)
             self._start_logging()
+            if self._stale_owner is not None:
+                LOG.info("removed a stale pid file (pid %s is not running)", self._stale_owner)
             self._serve()
         except BaseException:
             self._release_pid_file()
@@ -277,7 +279,6 @@ class Emulator:
             (self.state_dir / INFO_FILE).unlink(missing_ok=True)
             LOG.info("emulator stopped")
             self._stop_logging()
-            self._stopped.set()
 
     def run_forever(self, on_ready: Callable[[Emulator], None] | None = None) -> None:
         """Start, serve until SIGTERM/SIGINT (or :meth:`request_stop`), then stop.
@@ -351,7 +352,8 @@ class Emulator:
                         f"an emulator (pid {owner}) already uses {self.state_dir}: stop it first "
                         f"(kill {owner}) or use another --state-dir"
                     ) from None
-                LOG.info("removing stale pid file %s (pid %s)", self.pid_file, owner)
+                # Logged once the log file is open (this runs before, to keep a live owner's log).
+                self._stale_owner = owner
                 self.pid_file.unlink(missing_ok=True)
                 continue
             with os.fdopen(fd, "w", encoding="utf-8") as handle:

@@ -36,6 +36,7 @@ would otherwise create missing resources inside a DescribeStacks call.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import re
@@ -43,7 +44,7 @@ import threading
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from .runtime import LOG, EmulatorStopping, context
 
@@ -313,7 +314,7 @@ def _lambda_function(service_token: str, account_id: str, region: str) -> Any:
 
     if ":lambda:" not in service_token:
         raise ResourceFailedError(
-            f"ServiceToken {service_token!r}: local mode supports Lambda-backed custom resources only"
+            f"ServiceToken {service_token!r}: local mode runs Lambda-backed custom resources only"
         )
     try:
         return get_backend(account_id, region).get_function(service_token)
@@ -510,10 +511,8 @@ class LocalCustomResource:
         if request_type == "Update":
             event["OldResourceProperties"] = old_properties or {}
         timeout = DEFAULT_CUSTOM_RESOURCE_TIMEOUT
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             timeout = float(properties.get("ServiceTimeout", timeout))
-        except (TypeError, ValueError):
-            pass
         pending = _Pending()
         with _pending_lock:
             _pending[token] = pending
@@ -732,7 +731,7 @@ class LocalWaitCondition:
                 signals = list(state.signals.values())
             if any(signal["Status"] == "FAILURE" for signal in signals):
                 return True
-            return sum(signal["Status"] == "SUCCESS" for signal in signals) >= count
+            return bool(sum(signal["Status"] == "SUCCESS" for signal in signals) >= count)
 
         done = context().wait_for(
             settled, timeout, cancelled=None if op is None else op.cancelled, poll=0.2
@@ -847,11 +846,11 @@ def _map_create(self: Any, template: dict[str, Any]) -> bool:
         }
     )
     for name in dependency_order(self._resource_json_map):
-        instance = self[name]
+        instance: Any = self[name]
         if isinstance(instance, TaggedEC2Resource):
             self.tags["aws:cloudformation:logical-id"] = name
             backend = ec2_models.ec2_backends[self._account_id][self._region_name]
-            backend.create_tags([instance.physical_resource_id], self.tags)
+            backend.create_tags([getattr(instance, "physical_resource_id", "")], self.tags)
     return True
 
 
@@ -1259,7 +1258,8 @@ def _create_stack(
     if name in [stack.name for stack in self.stacks.values()]:
         raise AlreadyExistsException(f"Stack [{name}] already exists")
     stack_id = generate_stack_id(name, self.region_name, self.account_id)
-    stack = Stack(
+    stack_class: Any = Stack  # moto's Stack is abstract for mypy only
+    stack = stack_class(
         stack_id=stack_id,
         name=name,
         template=template,
@@ -1340,6 +1340,49 @@ def _stack_resources(self: Any) -> list[Any]:
     ]
 
 
+def _name_unnamed_ssm_parameters() -> None:
+    """moto creates an ``AWS::SSM::Parameter`` without ``Name`` as a parameter named None (and
+    fails); CloudFormation generates a name, and keeps it when the parameter is updated."""
+    from moto.ssm.models import Parameter
+
+    original_create = Parameter.create_from_cloudformation_json
+    original_update = Parameter.update_from_cloudformation_json
+
+    def create(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        cloudformation_json.setdefault("Properties", {}).setdefault("Name", resource_name)
+        return original_create(
+            resource_name, cloudformation_json, account_id, region_name, **kwargs
+        )
+
+    def update(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        properties = cloudformation_json.setdefault("Properties", {})
+        properties.setdefault("Name", original_resource.name)
+        return original_update(
+            original_resource, properties["Name"], cloudformation_json, account_id, region_name
+        )
+
+    Parameter.create_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
+        cast(Any, create)
+    )
+    Parameter.update_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
+        cast(Any, update)
+    )
+
+
 _ORIGINAL_OUTPUTS: Any = None
 _installed = False
 
@@ -1357,7 +1400,8 @@ def install() -> None:
     for model in models:
         if model.cloudformation_type() in parsing.NULL_MODELS:
             parsing.NULL_MODELS.remove(model.cloudformation_type())
-    parsing.CustomModel = LocalCustomResource  # type: ignore[misc,assignment]
+    # resource_class_from_type() answers this module global for every Custom:: type.
+    setattr(parsing, "CustomModel", LocalCustomResource)  # noqa: B010
     original_map = parsing.get_model_map
 
     def get_model_map() -> dict[str, Any]:
@@ -1383,4 +1427,5 @@ def install() -> None:
     CloudFormationResponse.update_stack = _with_rollback_flag(  # type: ignore[method-assign]
         CloudFormationResponse.update_stack
     )
+    _name_unnamed_ssm_parameters()
     _installed = True

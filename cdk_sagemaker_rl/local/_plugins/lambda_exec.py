@@ -377,15 +377,15 @@ def _run(
             return _error_payload("Sandbox.Timedout", message, request_id), "Unhandled", text
         text = raw_output.decode("utf-8", "replace")
         if ctx.shutdown.is_set() and process.returncode and process.returncode < 0:
-            return (
-                _error_payload("Sandbox.Stopped", "the emulator stopped", request_id),
-                ("Unhandled"),
-                text,
-            )
+            stopped = _error_payload("Sandbox.Stopped", "the emulator stopped", request_id)
+            return stopped, "Unhandled", text
         try:
             outcome = json.loads(result_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            message = f"RequestId: {request_id} Error: Runtime exited with error: exit status {process.returncode}"
+            message = (
+                f"RequestId: {request_id} Error: Runtime exited with error: "
+                f"exit status {process.returncode}"
+            )
             return _error_payload("Runtime.ExitError", message, request_id), "Unhandled", text
         if outcome.get("ok"):
             return str(outcome["payload"]).encode("utf-8"), None, text

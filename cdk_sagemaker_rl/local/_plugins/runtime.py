@@ -8,6 +8,7 @@ emulator (the next test module, say) replaces the first one.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -169,10 +170,8 @@ def kill_process_group(process: subprocess.Popen[Any]) -> None:
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             process.kill()
-        except ProcessLookupError:
-            pass
     try:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:

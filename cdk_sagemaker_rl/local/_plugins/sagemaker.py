@@ -3,8 +3,8 @@
 moto completes every training job at once without running anything and answers InvokeEndpoint
 with canned results; it also lacks StopTrainingJob and UpdateEndpoint. This plugin:
 
-- runs CreateTrainingJob's request through :func:`cdk_sagemaker_rl.local.training_runner.run_training_job`
-  in a background thread (work tree under ``<state>/training``): DescribeTrainingJob shows
+- runs CreateTrainingJob's request through ``training_runner.run_training_job`` in a background
+  thread (work tree under ``<state>/training``): DescribeTrainingJob shows
   ``InProgress`` and then ``Completed``/``Failed``/``Stopped`` with FailureReason, ModelArtifacts
   and timings; the log lines go to CloudWatch Logs (``/aws/sagemaker/TrainingJobs``, stream
   ``<job>/algo-1-<epoch>``) and to ``<state>/training.log`` (``<job> | <line>``) for a progress
@@ -33,7 +33,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from .runtime import LOG, context
 
@@ -435,7 +435,7 @@ def _cfn_create_endpoint(original: Any) -> Any:
         _wait_in_service(sagemaker_backends[account_id][region_name], endpoint.endpoint_name)
         return endpoint
 
-    return classmethod(create_from_cloudformation_json)
+    return classmethod(cast(Any, create_from_cloudformation_json))
 
 
 def _cfn_update_endpoint(
@@ -447,13 +447,14 @@ def _cfn_update_endpoint(
     region_name: str,
 ) -> Any:
     """CloudFormation updates an endpoint in place (UpdateEndpoint), keeping its name."""
-    from .cloudformation import ResourceFailedError
     from moto.sagemaker.models import sagemaker_backends
+
+    from .cloudformation import ResourceFailedError
 
     backend = sagemaker_backends[account_id][region_name]
     config_name = cloudformation_json["Properties"]["EndpointConfigName"]
     name = original_resource.endpoint_name
-    backend.update_endpoint(name, config_name)
+    _update_endpoint(backend, name, config_name)
     _wait_in_service(backend, name)
     endpoint = backend.endpoints[name]
     if endpoint.endpoint_config_name != config_name:
@@ -469,7 +470,8 @@ def _cfn_update_endpoint(
 
 def _error(status: int, code: str, message: str, **extra: Any) -> tuple[int, dict[str, str], str]:
     body = {"message": message, "Message": message, **extra}
-    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
+    # moto takes the HTTP status from the "status" header of a (status, headers, body) answer.
+    headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code, "status": str(status)}
     return status, headers, json.dumps(body)
 
 

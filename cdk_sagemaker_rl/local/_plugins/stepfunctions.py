@@ -22,6 +22,7 @@ between it and the training state machine:
 from __future__ import annotations
 
 import datetime
+import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -48,53 +49,51 @@ def json_safe(value: Any) -> Any:
     return value
 
 
+def _moto(module: str, name: str) -> Any:
+    """An attribute of a moto module, untyped: the plugins use moto's internals as they are."""
+    return getattr(importlib.import_module(module), name)
+
+
 def _sagemaker_service_class() -> type[Any]:
     """Build the task service class (moto's interpreter modules are imported lazily)."""
     from botocore.exceptions import ClientError
-    from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
-    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
-        CustomErrorName,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
-        FailureEvent,
-        FailureEventException,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
-        StatesErrorName,
-    )
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name_type import (
-        StatesErrorNameType,
-    )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
-        ResourceCondition,
-    )
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
-        StateTaskServiceCallback,
-    )
-    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
-    from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
-    class SageMakerTaskService(StateTaskServiceCallback):  # type: ignore[misc]
+    asl = "moto.stepfunctions.parser.asl"
+    error_names = f"{asl}.component.common.error_name"
+    service = f"{asl}.component.state.exec.state_task.service"
+    history_event_type = _moto("moto.stepfunctions.parser.api", "HistoryEventType")
+    task_failed_details = _moto("moto.stepfunctions.parser.api", "TaskFailedEventDetails")
+    custom_error_name = _moto(f"{error_names}.custom_error_name", "CustomErrorName")
+    failure_event = _moto(f"{error_names}.failure_event", "FailureEvent")
+    failure_event_exception = _moto(f"{error_names}.failure_event", "FailureEventException")
+    states_error_name = _moto(f"{error_names}.states_error_name", "StatesErrorName")
+    states_error_type = _moto(f"{error_names}.states_error_name_type", "StatesErrorNameType")
+    condition = _moto(f"{service}.resource", "ResourceCondition")
+    callback_base = _moto(f"{service}.state_task_service_callback", "StateTaskServiceCallback")
+    event_details = _moto(f"{asl}.eval.event.event_detail", "EventDetails")
+    boto_client_for = _moto(f"{asl}.utils.boto_client", "boto_client_for")
+    to_json_str = _moto(f"{asl}.utils.encoding", "to_json_str")
+
+    class SageMakerTaskService(callback_base):  # type: ignore[misc,valid-type]
         """``arn:aws:states:::sagemaker:<action>[.sync|.waitForTaskToken]``."""
 
         def __init__(self) -> None:
             super().__init__(
                 supported_integration_patterns={
-                    ResourceCondition.WaitForTaskToken,
-                    ResourceCondition.Sync,
+                    condition.WaitForTaskToken,
+                    condition.Sync,
                 }
             )
             self._sync_job: tuple[Any, str] | None = None
 
         def _validate_service_integration_is_supported(self) -> None:
             action = str(self.resource.api_action).lower()
-            if self.resource.condition == ResourceCondition.Sync and action not in _SYNC_ACTIONS:
+            if self.resource.condition == condition.Sync and action not in _SYNC_ACTIONS:
                 raise ValueError(
                     f"{self.resource.resource_arn}: the local emulator runs .sync for "
                     "sagemaker:createTrainingJob only"
                 )
-            if self.resource.condition == ResourceCondition.Sync2:
+            if self.resource.condition == condition.Sync2:
                 raise ValueError(
                     f"{self.resource.resource_arn}: .sync:2 is not a SageMaker pattern"
                 )
@@ -127,12 +126,12 @@ def _sagemaker_service_class() -> type[Any]:
                     f"Request ID: {metadata.get('RequestId', '')}; Proxy: null)"
                 )
                 name = "SageMaker.AmazonSageMakerException"
-                return FailureEvent(
+                return failure_event(
                     env=env,
-                    error_name=CustomErrorName(name),
-                    event_type=HistoryEventType.TaskFailed,
-                    event_details=EventDetails(
-                        taskFailedEventDetails=TaskFailedEventDetails(
+                    error_name=custom_error_name(name),
+                    event_type=history_event_type.TaskFailed,
+                    event_details=event_details(
+                        taskFailedEventDetails=task_failed_details(
                             error=name,
                             cause=cause,
                             resource=self._get_sfn_resource(),
@@ -163,16 +162,16 @@ def _sagemaker_service_class() -> type[Any]:
                 output = json_safe(description)
                 if status == "Completed":
                     return output
-                raise FailureEventException(
-                    FailureEvent(
+                raise failure_event_exception(
+                    failure_event(
                         env=env,
-                        error_name=StatesErrorName(typ=StatesErrorNameType.StatesTaskFailed),
-                        event_type=HistoryEventType.TaskFailed,
-                        event_details=EventDetails(
-                            taskFailedEventDetails=TaskFailedEventDetails(
+                        error_name=states_error_name(typ=states_error_type.StatesTaskFailed),
+                        event_type=history_event_type.TaskFailed,
+                        event_details=event_details(
+                            taskFailedEventDetails=task_failed_details(
                                 resource=self._get_sfn_resource(),
                                 resourceType=self._get_sfn_resource_type(),
-                                error=StatesErrorNameType.StatesTaskFailed.to_name(),
+                                error=states_error_type.StatesTaskFailed.to_name(),
                                 cause=to_json_str(output),
                             )
                         ),
@@ -262,21 +261,24 @@ def install() -> None:
     if _installed:
         return
     from moto.stepfunctions import models as sfn_models
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
     from moto.stepfunctions.responses import StepFunctionResponse
 
     # The CloudFormation model looks the backend up in this module global at call time.
-    sfn_models.stepfunctions_backends = stepfunctions_parser_backends
+    setattr(sfn_models, "stepfunctions_backends", stepfunctions_parser_backends)  # noqa: B010
 
     service_class = _sagemaker_service_class()
-    original_factory = state_task_factory.state_task_service_for
+    factory = importlib.import_module(
+        "moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_factory"
+    )
+    original_factory = factory.state_task_service_for
 
     def state_task_service_for(service_name: str) -> Any:
         if service_name == "sagemaker":
             return service_class()
         return original_factory(service_name)
 
-    state_task_factory.state_task_service_for = state_task_service_for
+    # The state task factory calls this name from its own module globals.
+    setattr(factory, "state_task_service_for", state_task_service_for)  # noqa: B010
     StepFunctionResponse.describe_execution = _describe_execution  # type: ignore[method-assign]
     _installed = True
