@@ -266,6 +266,7 @@ class Emulator:
             if self._thread is not None:
                 self._thread.join(10)
             ctx.kill_children()
+            _forget_everything()
             for key, value in self._saved_env.items():
                 if value is None:
                     os.environ.pop(key, None)
@@ -403,6 +404,17 @@ class Emulator:
             logger.setLevel(self._saved_logger_levels.get(name, logging.NOTSET))
         handler.close()
         self._log_handler = None
+
+
+def _forget_everything() -> None:
+    """Reset moto's backends and the plugins' registries: the next emulator in this process starts
+    empty, as a new emulator process would."""
+    from moto.moto_api._internal.models import moto_api_backend
+
+    from ._plugins import cloudformation
+
+    moto_api_backend.reset()
+    cloudformation.forget()
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:

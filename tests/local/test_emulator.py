@@ -414,6 +414,17 @@ def test_a_failed_custom_resource_fails_and_rolls_back_the_stack(
     with pytest.raises(ClientError):
         local_emulator.client("ssm").get_parameter(Name="/emulator-test/refuser")
 
+    # --no-rollback (DisableRollback): the stack stays CREATE_FAILED, nothing is deleted.
+    cfn.create_stack(
+        StackName="refused-kept",
+        TemplateBody=greeter_template(token, "x", fail_on="Create"),
+        DisableRollback=True,
+    )
+    kept = settled_stack(local_emulator, "refused-kept")
+    assert kept["StackStatus"] == "CREATE_FAILED"
+    assert "refusing Create as asked" not in kept["StackStatusReason"]
+    assert "[Greeter]" in kept["StackStatusReason"]
+
 
 # --- CloudFormation: wait conditions --------------------------------------------------------
 
@@ -459,6 +470,23 @@ def test_a_failure_signal_or_a_timeout_fails_the_stack(local_emulator: EmulatorP
         "CREATE_FAILED",
         "WaitCondition timed out. Received 0 conditions when expecting 1",
     ) in resource_events(local_emulator, "times-out")
+
+
+def test_deleting_a_stack_that_waits_cancels_the_wait(local_emulator: EmulatorProcess) -> None:
+    cfn = local_emulator.client("cloudformation")
+    stack_id = cfn.create_stack(StackName="abandoned", TemplateBody=wait_condition_template())[
+        "StackId"
+    ]
+    wait_until(lambda: physical_id(local_emulator, "abandoned", "Handle"))
+    started = time.monotonic()
+    cfn.delete_stack(StackName="abandoned")
+    assert settled_stack(local_emulator, stack_id)["StackStatus"] == "DELETE_COMPLETE"
+    assert time.monotonic() - started < 10
+    assert (
+        "Wait",
+        "CREATE_FAILED",
+        "Resource creation cancelled",
+    ) in resource_events(local_emulator, stack_id)
 
 
 # --- Step Functions + SageMaker training ----------------------------------------------------
@@ -608,6 +636,26 @@ def test_the_state_machine_trains_through_create_training_job_sync(
     assert "rl-bad-1 | episode 1 reward nan" in training_log
 
 
+def test_sync_output_timestamps_are_epoch_milliseconds(
+    local_emulator: EmulatorProcess, training_state_machine: str
+) -> None:
+    sfn = local_emulator.client("stepfunctions")
+    definition = json.loads(
+        sfn.describe_state_machine(stateMachineArn=training_state_machine)["definition"]
+    )
+    train = definition["States"]["Train"]
+    del train["ResultSelector"], train["ResultPath"]
+    raw = sfn.create_state_machine(
+        name="training-raw", definition=json.dumps(definition), roleArn=role_arn(local_emulator)
+    )["stateMachineArn"]
+    done = finished_execution(local_emulator, start_training(local_emulator, raw, "rl-raw-1", "ok"))
+    assert done["status"] == "SUCCEEDED"  # DescribeExecution does not choke on timestamps
+    description = json.loads(done["output"])
+    assert description["TrainingJobStatus"] == "Completed"
+    assert isinstance(description["CreationTime"], int)
+    assert isinstance(description["TrainingEndTime"], int)
+
+
 def test_stopping_the_execution_stops_the_training_job(
     local_emulator: EmulatorProcess, training_state_machine: str
 ) -> None:
@@ -710,7 +758,141 @@ def test_an_endpoint_serves_its_model_and_reports_model_errors(
     assert gone.value.response["Error"]["Code"] == "ValidationError"
 
 
+def endpoint_stack_template(model_url: str, role: str) -> str:
+    template = {
+        "Resources": {
+            "Model": {
+                "Type": "AWS::SageMaker::Model",
+                "Properties": {
+                    "ExecutionRoleArn": role,
+                    "PrimaryContainer": {"Image": "serving", "ModelDataUrl": model_url},
+                },
+            },
+            "Config": {
+                "Type": "AWS::SageMaker::EndpointConfig",
+                "Properties": {
+                    "ProductionVariants": [
+                        {
+                            "VariantName": "AllTraffic",
+                            "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]},
+                            "InitialInstanceCount": 1,
+                            "InstanceType": "ml.m5.large",
+                        }
+                    ]
+                },
+            },
+            "Endpoint": {
+                "Type": "AWS::SageMaker::Endpoint",
+                "Properties": {
+                    "EndpointName": "cfn-policy",
+                    "EndpointConfigName": {"Fn::GetAtt": ["Config", "EndpointConfigName"]},
+                },
+            },
+        },
+        "Outputs": {"Endpoint": {"Value": {"Fn::GetAtt": ["Endpoint", "EndpointName"]}}},
+    }
+    return json.dumps(template)
+
+
+def test_a_cloudformation_endpoint_is_in_service_when_created_and_follows_a_new_model(
+    local_emulator: EmulatorProcess,
+) -> None:
+    s3 = local_emulator.client("s3")
+    bucket(local_emulator, "cfn-models")
+    for version, scale in (("v1", 3), ("v2", 7)):
+        archive = tar_gz(
+            {"weights.json": json.dumps({"scale": scale}), "code/inference.py": INFERENCE}
+        )
+        s3.put_object(Bucket="cfn-models", Key=f"{version}/model.tar.gz", Body=archive)
+    cfn = local_emulator.client("cloudformation")
+    runtime = local_emulator.client("sagemaker-runtime")
+    role = role_arn(local_emulator)
+
+    def predict() -> Any:
+        answer = runtime.invoke_endpoint(
+            EndpointName="cfn-policy", Body=b"[1]", ContentType="application/json"
+        )
+        return json.loads(answer["Body"].read())
+
+    template = endpoint_stack_template("s3://cfn-models/v1/model.tar.gz", role)
+    cfn.create_stack(StackName="serving", TemplateBody=template)
+    stack = settled_stack(local_emulator, "serving")
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    assert outputs(stack) == {"Endpoint": "cfn-policy"}  # the EndpointName property is honoured
+    # CloudFormation waited for InService: the endpoint answers as soon as the stack is complete.
+    assert predict() == {"predictions": [3]}
+
+    # A new ModelDataUrl replaces the model; the config and the endpoint follow (the retrain path).
+    template = endpoint_stack_template("s3://cfn-models/v2/model.tar.gz", role)
+    cfn.update_stack(StackName="serving", TemplateBody=template)
+    assert settled_stack(local_emulator, "serving")["StackStatus"] == "UPDATE_COMPLETE"
+    assert predict() == {"predictions": [7]}
+
+    cfn.create_stack(
+        StackName="serving-broken",
+        TemplateBody=endpoint_stack_template("s3://cfn-models/missing.tar.gz", role).replace(
+            "cfn-policy", "cfn-broken"
+        ),
+    )
+    broken = settled_stack(local_emulator, "serving-broken")
+    assert broken["StackStatus"] == "ROLLBACK_COMPLETE"
+    reasons = [
+        e[2] for e in resource_events(local_emulator, "serving-broken") if e[1] == "CREATE_FAILED"
+    ]
+    assert len(reasons) == 1 and "s3://cfn-models/missing.tar.gz" in reasons[0]
+
+    cfn.delete_stack(StackName="serving")
+    assert settled_stack(local_emulator, stack["StackId"])["StackStatus"] == "DELETE_COMPLETE"
+    with pytest.raises(ClientError):
+        predict()
+
+
 # --- process hygiene ------------------------------------------------------------------------
+
+
+IN_PROCESS = """
+    import json, sys, boto3
+    from cdk_sagemaker_rl.local.emulator import Emulator, EmulatorError
+
+    def s3_works(emulator):
+        s3 = boto3.client("s3", endpoint_url=emulator.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="k", aws_secret_access_key="s")
+        s3.create_bucket(Bucket="in-process")
+        return [b["Name"] for b in s3.list_buckets()["Buckets"]]
+
+    state = sys.argv[1]
+    first = Emulator(0, state)
+    first.start()
+    try:
+        Emulator(0, state + "-second").start()
+    except EmulatorError as error:
+        refused = str(error)
+    buckets = s3_works(first)
+    port = first.port
+    first.stop()
+    with Emulator(0, state) as again:  # the plugins stay installed, moto's state is reset
+        s3 = boto3.client("s3", endpoint_url=again.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="k", aws_secret_access_key="s")
+        buckets_again = [b["Name"] for b in s3.list_buckets()["Buckets"]]
+    print(json.dumps({"port": port, "refused": refused, "buckets": buckets,
+                      "buckets_again": buckets_again}))
+"""
+
+
+def test_the_python_api_runs_in_process_on_any_free_port(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(IN_PROCESS), str(tmp_path / "state")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["port"] > 0
+    assert "another emulator is running in this process" in report["refused"]
+    assert report["buckets"] == ["in-process"]
+    assert report["buckets_again"] == []  # a stopped emulator forgets everything
+    assert not (tmp_path / "state" / "emulator.pid").exists()
 
 
 def _children() -> dict[int, list[int]]:

@@ -52,6 +52,7 @@ __all__ = [
     "CUSTOM_RESOURCE_RESPONSE_PATH",
     "DEFAULT_CUSTOM_RESOURCE_TIMEOUT",
     "WAIT_CONDITION_PATH",
+    "forget",
     "handle_custom_resource_response",
     "handle_wait_condition_signal",
     "install",
@@ -188,6 +189,16 @@ def stop_all(timeout: float = 10.0) -> None:
     for op in ops:
         if op.thread is not None:
             op.thread.join(timeout)
+
+
+def forget() -> None:
+    """Drop pending responses, wait condition handles and operations (emulator stop)."""
+    with _pending_lock:
+        _pending.clear()
+    with _handles_lock:
+        _handles.clear()
+    with _operations_lock:
+        _operations.clear()
 
 
 def _status(op: StackOperation, status: str, reason: str | None = None) -> None:
@@ -1074,6 +1085,8 @@ def _run_create(op: StackOperation) -> None:
 def _fail_create(op: StackOperation, exc: BaseException) -> None:
     if op.delete_requested:
         return  # the DeleteStack that cancelled us deletes what was created
+    if context().shutdown.is_set():
+        return  # the emulator forgets every resource anyway: no Lambda calls for a rollback
     summary = _failure_summary(op, exc, "create")
     LOG.warning("stack %s: create failed: %s", op.stack.name, _reason(exc))
     if op.disable_rollback:
@@ -1146,6 +1159,8 @@ def _fail_update(op: StackOperation, exc: BaseException, snapshot: _Snapshot) ->
     if op.delete_requested:
         # Let the DeleteStack see every resource that exists, old and new.
         rmap._resource_json_map = {**snapshot.template_dict.get("Resources", {}), **new_resources}
+        return
+    if context().shutdown.is_set():
         return
     added = [name for name in op.created if name not in snapshot.template_dict.get("Resources", {})]
     summary = _failure_summary(op, exc, "create" if set(op.failed) <= set(added) else "update")

@@ -313,6 +313,8 @@ def invoke_function(fn: Any, event: bytes | str) -> Invocation:
     head = f"START RequestId: {request_id} Version: $LATEST"
     output = ""
     try:
+        if context().shutdown.is_set():
+            raise _SetupError("Sandbox.Stopped", "the emulator is stopping")
         if not runtime.startswith("python"):
             raise _SetupError(
                 "Runtime.UnsupportedLocally",

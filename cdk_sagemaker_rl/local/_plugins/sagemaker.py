@@ -242,6 +242,8 @@ class _Serving:
 
 
 _serving: dict[tuple[str, str, str], _Serving] = {}
+#: Model servers whose start() is still running: stop_all() stops them too (no orphans).
+_starting: set[Any] = set()
 
 
 def _model_container(backend: Any, config_name: str) -> tuple[str, dict[str, Any]]:
@@ -286,7 +288,15 @@ def _start_server(backend: Any, endpoint_name: str, config_name: str, generation
         s3=ctx.client("s3"),
         work_dir=work / "server",
     )
-    server.start(timeout=ENDPOINT_START_TIMEOUT)
+    with _lock:
+        if ctx.shutdown.is_set():
+            raise RuntimeError("the emulator is stopping")
+        _starting.add(server)
+    try:
+        server.start(timeout=ENDPOINT_START_TIMEOUT)
+    finally:
+        with _lock:
+            _starting.discard(server)
     return server
 
 
@@ -581,6 +591,7 @@ def stop_all(timeout: float = 60.0) -> None:
         runs = list(_runs.values())
         _runs.clear()
         servers = [serving.server for serving in _serving.values() if serving.server is not None]
+        servers += list(_starting)
         for serving in _serving.values():
             serving.generation += 1  # deployments in flight stop their server themselves
             serving.server = None
