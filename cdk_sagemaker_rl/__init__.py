@@ -13,11 +13,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
-    from .errors import ValidationError
-    from .images import BoundImage, ContainerImage, Processor, RLFramework, RLToolkit
-    from .serving import RLEndpoint, ServingPlan
-    from .training import AttachedTrainingJob, InputMode, RLEstimator, encode_hyperparameters
+if TYPE_CHECKING:  # the names as type checkers and IDEs see them
+    from .errors import ValidationError as ValidationError
+    from .images import BoundImage as BoundImage
+    from .images import ContainerImage as ContainerImage
+    from .images import Processor as Processor
+    from .images import RLFramework as RLFramework
+    from .images import RLToolkit as RLToolkit
+    from .serving import RLEndpoint as RLEndpoint
+    from .serving import ServingPlan as ServingPlan
+    from .training import AttachedTrainingJob as AttachedTrainingJob
+    from .training import InputMode as InputMode
+    from .training import RLEstimator as RLEstimator
+    from .training import encode_hyperparameters as encode_hyperparameters
 
 _EXPORTS = {
     "AttachedTrainingJob": "training",
@@ -34,7 +42,20 @@ _EXPORTS = {
     "encode_hyperparameters": "training",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "AttachedTrainingJob",
+    "BoundImage",
+    "ContainerImage",
+    "InputMode",
+    "Processor",
+    "RLEndpoint",
+    "RLEstimator",
+    "RLFramework",
+    "RLToolkit",
+    "ServingPlan",
+    "ValidationError",
+    "encode_hyperparameters",
+]
 
 
 def __getattr__(name: str) -> Any:

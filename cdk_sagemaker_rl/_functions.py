@@ -23,6 +23,7 @@ LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda"
 #: The latest Python runtime the pinned aws-cdk-lib knows; the handlers use only the stdlib + boto3.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 
+
 def code_for(folder: str) -> lambda_.AssetCode:
     """The code of one bundled folder; CDK stages identical folders once, keyed by content hash."""
     path = LAMBDA_ROOT / folder

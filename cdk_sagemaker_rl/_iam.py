@@ -41,7 +41,9 @@ class S3Location:
 def parse_s3_uri(value: str, argument: str) -> S3Location:
     """Parse a user's ``s3://`` URI; anything else is a synth-time error naming the argument."""
     if Token.is_unresolved(value):
-        raise invalid(argument, value, "a literal s3://bucket/prefix URI (tokens cannot be checked)")
+        raise invalid(
+            argument, value, "a literal s3://bucket/prefix URI (tokens cannot be checked)"
+        )
     match = _S3_URI.match(value)
     if not match:
         raise invalid(argument, value, "an S3 URI of the form s3://bucket[/prefix]")

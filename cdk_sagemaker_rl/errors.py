@@ -23,9 +23,11 @@ def invalid(
     *,
     see: str = README_REFERENCE,
 ) -> ValidationError:
-    """Build a uniform error: the argument, its bad value, what is allowed and where to read more."""
+    """A uniform error: the argument, its bad value, what is allowed and where to read more."""
     if isinstance(allowed, str):
         allowed_text = allowed
     else:
         allowed_text = "one of: " + ", ".join(sorted(str(a) for a in allowed))
-    return ValidationError(f"{argument}={value!r} is not valid. Allowed: {allowed_text}. See {see}.")
+    return ValidationError(
+        f"{argument}={value!r} is not valid. Allowed: {allowed_text}. See {see}."
+    )

@@ -43,7 +43,8 @@ def source_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def materialise(value: Any, region: str) -> Any:
     """Resolve the intrinsics our template uses, the way CloudFormation would in ``region``."""
     partition, suffix = next(
-        (v for prefix, v in PARTITIONS.items() if region.startswith(prefix)), ("aws", "amazonaws.com")
+        (v for prefix, v in PARTITIONS.items() if region.startswith(prefix)),
+        ("aws", "amazonaws.com"),
     )
     if isinstance(value, list):
         return [materialise(v, region) for v in value]

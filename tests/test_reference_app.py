@@ -85,7 +85,9 @@ def test_one_stack_per_environment_with_different_instance_types(reference_out: 
     for stack in STACKS:
         template = load_template(reference_out, stack)
         configs = [
-            r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::EndpointConfig"
+            r
+            for r in template["Resources"].values()
+            if r["Type"] == "AWS::SageMaker::EndpointConfig"
         ]
         (config,) = configs
         types[stack] = config["Properties"]["ProductionVariants"][0]["InstanceType"]

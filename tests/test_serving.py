@@ -31,9 +31,7 @@ def fitted_estimator(**overrides: Any) -> tuple[cdk.Stack, RLEstimator]:
 @pytest.fixture(scope="module")
 def pytorch_served() -> Template:
     stack, estimator = fitted_estimator()
-    estimator.deploy(
-        instance_type="ml.m5.large", entry_point="inference.py", function_url=True
-    )
+    estimator.deploy(instance_type="ml.m5.large", entry_point="inference.py", function_url=True)
     return Template.from_stack(stack)
 
 
@@ -94,7 +92,7 @@ def test_attach_looks_the_job_up_at_deploy_time_read_only() -> None:
     (lookup_id,) = template.find_resources("Custom::RLTrainingJobLookup").keys()
     lookup = template.to_json()["Resources"][lookup_id]["Properties"]
     assert lookup["TrainingJobName"] == "MyAwesomeRLTrainingJob"
-    (model_id, model), = template.find_resources("AWS::SageMaker::Model").items()
+    ((_, model),) = template.find_resources("AWS::SageMaker::Model").items()
     assert lookup_id in model["DependsOn"]
     container = model["Properties"]["PrimaryContainer"]
     assert container["Image"] == {"Fn::GetAtt": [lookup_id, "TrainingImage"]}
@@ -141,7 +139,7 @@ def test_ray_pytorch_without_a_way_to_serve_is_refused() -> None:
         toolkit_version="1.6.0",
         framework=RLFramework.PYTORCH,
     )
-    with pytest.raises(ValidationError, match="no way to be served.*entry_point="):
+    with pytest.raises(ValidationError, match=r"no way to be served.*entry_point="):
         estimator.deploy(instance_type="ml.m5.large")
 
 
@@ -164,4 +162,3 @@ def test_fit_without_wait_has_no_wait_condition() -> None:
     (run,) = template.find_resources("Custom::RLTrainingRun").values()
     assert "WaitHandleUrl" not in run["Properties"]
     assert not any("TrainingLogs" in name for name in template.to_json()["Outputs"])
-

@@ -71,9 +71,7 @@ def fitted() -> tuple[Template, RLEstimator]:
     app = cdk.App()
     stack = cdk.Stack(app, "Test", env=ENV)
     key = kms.Key(stack, "Key", enable_key_rotation=True)
-    estimator = RLEstimator(
-        stack, "Estimator", output_kms_key=key, **estimator_kwargs()
-    )
+    estimator = RLEstimator(stack, "Estimator", output_kms_key=key, **estimator_kwargs())
     estimator.fit({"train": "s3://my-data/cartpole/train", "eval": "s3://my-data/cartpole/eval"})
     estimator.deploy(instance_type="ml.c5.large", initial_instance_count=2, kms_key=key)
     return Template.from_stack(stack), estimator
@@ -205,8 +203,11 @@ def test_state_machine_passes_only_the_execution_role_to_sagemaker(
 def test_execution_role_is_scoped_to_our_prefixes(fitted: tuple[Template, RLEstimator]) -> None:
     statements = _policy_statements(fitted[0], "EstimatorExecutionRole")
     resources = {render(r) for s in statements for r in _as_list(s["Resource"])}
-    assert any(r.startswith("arn:<Ref:AWS::Partition>:s3:::<Ref:EstimatorArtifacts") and
-               r.endswith("/training/*") for r in resources)
+    assert any(
+        r.startswith("arn:<Ref:AWS::Partition>:s3:::<Ref:EstimatorArtifacts")
+        and r.endswith("/training/*")
+        for r in resources
+    )
     assert "arn:<Ref:AWS::Partition>:s3:::my-data/cartpole/train/*" in resources
     assert "arn:<Ref:AWS::Partition>:s3:::my-data" in resources
     assert any(":repository/sagemaker-rl-ray-container" in r for r in resources)
@@ -343,9 +344,7 @@ def test_outputs_name_what_a_user_needs(fitted: tuple[Template, RLEstimator]) ->
 def _condition_logical_id(**overrides: Any) -> str:
     stack, estimator = make_stack(**overrides)
     estimator.fit()
-    (logical_id,) = Template.from_stack(stack).find_resources(
-        "AWS::CloudFormation::WaitCondition"
-    )
+    (logical_id,) = Template.from_stack(stack).find_resources("AWS::CloudFormation::WaitCondition")
     return str(logical_id)
 
 
@@ -388,9 +387,11 @@ def test_bad_input_is_a_clear_synth_time_error(overrides: dict[str, Any], fragme
 
 
 def test_gpu_instance_for_vw_is_refused() -> None:
-    with pytest.raises(ValidationError, match="ml.p3.2xlarge.*cpu only"):
+    with pytest.raises(ValidationError, match=r"ml\.p3\.2xlarge.*cpu only"):
         make_stack(
-            toolkit=RLToolkit.VW, toolkit_version="8.7.0", framework=None,
+            toolkit=RLToolkit.VW,
+            toolkit_version="8.7.0",
+            framework=None,
             train_instance_type="ml.p3.2xlarge",
         )
 
@@ -434,7 +435,9 @@ def test_seed_and_sdk_names_are_aliases_but_not_both() -> None:
 
 def test_image_name_from_the_seed_is_accepted() -> None:
     _, estimator = make_stack(
-        toolkit=None, toolkit_version=None, framework=None,
+        toolkit=None,
+        toolkit_version=None,
+        framework=None,
         image_name=ContainerImage.from_uri("123456789012.dkr.ecr.us-west-2.amazonaws.com/mine:1"),
     )
     assert estimator.image.is_custom

@@ -24,7 +24,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -454,7 +453,10 @@ def _load_handler(state: State, function: str) -> Any:
     code_dir = None
     for resource in template["Resources"].values():
         props = resource.get("Properties", {})
-        if resource["Type"] == "AWS::Lambda::Function" and props.get("Handler") == config["Handler"]:
+        if (
+            resource["Type"] == "AWS::Lambda::Function"
+            and props.get("Handler") == config["Handler"]
+        ):
             asset_hash = str(props["Code"]["S3Key"]).split(".")[0]
             code_dir = state.cdk_out / f"asset.{asset_hash}"
     if code_dir is None or not code_dir.is_dir():
@@ -548,7 +550,7 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
         "--hyperparameters",
         type=json.loads,
         default=None,
-        help='JSON merged into the example\'s hyperparameters, e.g. \'{"total_timesteps": 4096}\'',
+        help="JSON merged into the example's hyperparameters, e.g. '{\"total_timesteps\": 4096}'",
     )
     parser.add_argument("--source-dir", help="train this directory's train.py instead")
     parser.add_argument("--episodes", type=int, default=20)

@@ -82,7 +82,7 @@ def test_deploy_trains_serves_predicts_and_destroys(tmp_path: Path) -> None:
     try:
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
         assert "episode_reward_mean" in deployed.stdout  # training progress was shown
-        line = next(l for l in deployed.stdout.splitlines() if "sample prediction" in l)
+        line = next(x for x in deployed.stdout.splitlines() if "sample prediction" in x)
         prediction = json.loads(line.split(": ", 1)[1].replace("'", '"'))
         assert prediction["predictions"][0] in (0, 1)
         assert processes_using(state), "the emulator should be running after a deploy"
