@@ -222,7 +222,11 @@ def signal_when_ready(
 
 
 def greeter_template(service_token: str, name: str, *, fail_on: str = "") -> str:
-    properties = {"ServiceToken": service_token, "Name": name}
+    properties: dict[str, Any] = {
+        "ServiceToken": service_token,
+        "Name": name,
+        "Options": {"Retries": 3, "Verbose": True, "Tags": ["a", 1]},
+    }
     if fail_on:
         properties["FailOn"] = fail_on
     template = {
@@ -374,6 +378,12 @@ def test_custom_resource_data_reaches_dependents_and_update_and_delete_are_sent(
         ("Delete", "greeter-world"),
         ("Delete", "greeter-moon"),
     ]
+    # CloudFormation sends scalar property values as strings.
+    assert requests[0]["ResourceProperties"]["Options"] == {
+        "Retries": "3",
+        "Verbose": "true",
+        "Tags": ["a", "1"],
+    }
     update = requests[1]
     assert update["ResourceProperties"]["Name"] == "moon"
     assert update["OldResourceProperties"]["Name"] == "world"

@@ -341,6 +341,20 @@ class ResourceFailedError(Exception):
         self.message = message
 
 
+def _as_cloudformation_sends(value: Any) -> Any:
+    """Property values as CloudFormation sends them to a custom resource: every scalar leaf is a
+    string (``3`` -> ``"3"``, ``True`` -> ``"true"``); lists and objects keep their shape."""
+    if isinstance(value, dict):
+        return {key: _as_cloudformation_sends(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_as_cloudformation_sends(inner) for inner in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
 class LocalCustomResource:
     """A Lambda-backed custom resource (``Custom::*`` and ``AWS::CloudFormation::CustomResource``).
 
@@ -515,12 +529,12 @@ class LocalCustomResource:
             "RequestId": self.request_id,
             "LogicalResourceId": self.logical_id,
             "ResourceType": self.resource_type,
-            "ResourceProperties": properties,
+            "ResourceProperties": _as_cloudformation_sends(properties),
         }
         if request_type != "Create":
             event["PhysicalResourceId"] = physical_resource_id or self.physical_resource_id
         if request_type == "Update":
-            event["OldResourceProperties"] = old_properties or {}
+            event["OldResourceProperties"] = _as_cloudformation_sends(old_properties or {})
         timeout = DEFAULT_CUSTOM_RESOURCE_TIMEOUT
         with contextlib.suppress(TypeError, ValueError):
             timeout = float(properties.get("ServiceTimeout", timeout))
