@@ -489,10 +489,6 @@ class LocalCustomResource:
     def delete(self, account_id: str, region_name: str) -> None:
         self._request("Delete")
 
-    @property
-    def cf_attributes(self) -> dict[str, Any]:
-        return self.data
-
     def get_cfn_attribute(self, attribute_name: str) -> Any:
         if attribute_name in self.data:
             return self.data[attribute_name]

@@ -110,7 +110,7 @@ def error(message, kind, trace=()):
 def main():
     handler_name, result_path = sys.argv[1], sys.argv[2]
     deadline = time.monotonic() + float(os.environ["AWS_LAMBDA_FUNCTION_TIMEOUT"])
-    sys.path.insert(0, os.environ["LAMBDA_TASK_ROOT"])
+    sys.path[0] = os.environ["LAMBDA_TASK_ROOT"]  # not this script's directory: like Lambda
     logging.basicConfig(stream=sys.stdout, format="[%(levelname)s]\t%(asctime)s\t%(message)s")
     module_name, _, function_name = handler_name.rpartition(".")
     if not module_name:
