@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import sys
-import types
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,34 +43,10 @@ import pytest
 from tests.conftest import load_template
 from tests.test_api_shapes import STACKS, Deployment, TemplateResolver
 
-
-def _import_parliament() -> Any:
-    """parliament 1.6.4 imports ``pkg_resources`` only to locate its two data files; setuptools
-    >= 81 no longer ships that module. A stand-in with just ``resource_filename`` is installed
-    for the import and removed afterwards (nothing else in parliament uses it)."""
-    try:
-        import parliament
-    except ModuleNotFoundError as err:
-        if err.name != "pkg_resources":
-            raise
-        shim = types.ModuleType("pkg_resources")
-
-        def resource_filename(package: str, name: str) -> str:
-            spec = sys.modules[package].__spec__
-            assert spec is not None and spec.origin is not None
-            return os.path.join(os.path.dirname(spec.origin), name)
-
-        shim.resource_filename = resource_filename  # type: ignore[attr-defined]
-        sys.modules["pkg_resources"] = shim
-        sys.modules.pop("parliament", None)
-        try:
-            import parliament
-        finally:
-            sys.modules.pop("pkg_resources", None)
-    return parliament
-
-
-parliament = _import_parliament()
+with warnings.catch_warnings():
+    # parliament 1.6.4 locates its data with pkg_resources (setuptools < 81 is pinned for it).
+    warnings.simplefilter("ignore", UserWarning)
+    import parliament
 
 #: Deployments the (environment-agnostic) templates are resolved for: one per partition.
 REGIONS = ("us-east-1", "cn-north-1", "us-gov-west-1")
