@@ -80,3 +80,13 @@ def acknowledge_wildcard(scope: IConstruct, resource: str, reason: str) -> None:
     """
     rendered = _nag_render(Stack.of(scope).resolve(resource))
     acknowledge(scope, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason)
+
+
+#: The compliance packs (cdk-nag) whose rules our constructs answer for, besides AwsSolutions.
+COMPLIANCE_PACKS = ("HIPAA.Security", "NIST.800.53.R5")
+
+
+def acknowledge_compliance(scope: IConstruct, rule: str, reason: str) -> None:
+    """Acknowledge one rule of the HIPAA Security and NIST 800-53 R5 packs on ``scope``."""
+    for pack in COMPLIANCE_PACKS:
+        acknowledge(scope, f"{pack}::{pack}-{rule}", reason)
