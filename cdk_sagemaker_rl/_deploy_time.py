@@ -4,12 +4,21 @@ A custom resource starts the training state machine; a CloudFormation wait condi
 hours, where a custom resource gives up after one) holds everything that needs the model until the
 state machine signals the outcome. Both carry the training fingerprint, so an unchanged training
 definition starts nothing on redeploy and a changed one trains a new job.
+
+With ``fit(wait=False)`` followed by ``deploy()``, the custom resource starts the serving workflow
+(``_workflow_serving``) instead, which runs the training as a nested execution of the same name.
+``deploy()`` comes after ``fit()``, so in that mode the machine the resource starts, the IAM
+statements naming it and the fingerprint are rendered lazily, from whatever is the target when the
+template is synthesized.
 """
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
+import jsii
 from aws_cdk import (
     ArnFormat,
     Aws,
@@ -19,9 +28,13 @@ from aws_cdk import (
     CustomResource,
     Duration,
     Fn,
+    IResolveContext,
+    IStringProducer,
+    Lazy,
     Stack,
 )
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IDependable
 
 from ._functions import bundled_function
@@ -29,9 +42,37 @@ from ._iam import acknowledge_wildcard
 from .errors import ValidationError
 
 if TYPE_CHECKING:
+    from ._workflow_serving import ServingWorkflow
     from .training import RLEstimator
 
 from .training import TRAINING_LOG_GROUP, WAIT_CONDITION_LIMIT_SECONDS, WAIT_MARGIN_SECONDS
+
+
+@jsii.implements(IStringProducer)
+class _Current:
+    """A string produced at every resolution (``Lazy.uncached_string``): the value is only final
+    once ``deploy()`` may have changed the target, and an earlier resolution must not stick."""
+
+    def __init__(self, produce: Callable[[], str]) -> None:
+        self._produce = produce
+
+    def produce(self, context: IResolveContext) -> str:
+        return self._produce()
+
+
+def _execution_arns(stack: Stack, machine: sfn.StateMachine) -> str:
+    return stack.format_arn(
+        service="states",
+        resource="execution",
+        resource_name=f"{machine.state_machine_name}:*",
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+_STOP_REASON = (
+    "Stops the execution and job it started; their name (<base>-<timestamp>) is chosen at "
+    "deploy time."
+)
 
 
 class TrainingRun(Construct):
@@ -54,7 +95,8 @@ class TrainingRun(Construct):
             argument = "max_wait" if estimator.max_wait_seconds else "train_max_run"
             raise ValidationError(
                 f"{argument}={job_window} seconds: fit(wait=True) holds the deploy in a "
-                f"CloudFormation wait condition, which waits at most {WAIT_CONDITION_LIMIT_SECONDS} "
+                "CloudFormation wait condition, which waits at most "
+                f"{WAIT_CONDITION_LIMIT_SECONDS} "
                 f"seconds (12 h) including {WAIT_MARGIN_SECONDS} s of provisioning head-room; "
                 f"allowed: at most {WAIT_CONDITION_LIMIT_SECONDS - WAIT_MARGIN_SECONDS} seconds. "
                 "Use fit(wait=False) for longer jobs. See README.md#training-at-deploy-time."
@@ -72,17 +114,33 @@ class TrainingRun(Construct):
             timeout=Duration.minutes(2),
         )
         machine = estimator.state_machine
+        #: The state machine the deploy starts: the training one, or after ``start_workflow``
+        #: (fit(wait=False) + deploy()) the serving workflow.
+        self.target: sfn.StateMachine = machine
+        self._training_fingerprint = fingerprint
+        self._stack = stack
         execution_arns = stack.format_arn(
             service="states",
             resource="execution",
             resource_name=f"{machine.state_machine_name}:*",
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
-        estimator.state_machine.grant_start_execution(self.function)
+        target_arn: str = machine.state_machine_arn
+        if wait:
+            estimator.state_machine.grant_start_execution(self.function)
+            target_executions = execution_arns
+        else:
+            target_arn = Lazy.uncached_string(_Current(lambda: self.target.state_machine_arn))
+            target_executions = Lazy.uncached_string(
+                _Current(lambda: _execution_arns(stack, self.target))
+            )
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(actions=["states:StartExecution"], resources=[target_arn])
+            )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["states:DescribeExecution", "states:StopExecution"],
-                resources=[execution_arns],
+                resources=[target_executions],
             )
         )
         self.function.add_to_role_policy(
@@ -98,15 +156,17 @@ class TrainingRun(Construct):
             acknowledge_wildcard(
                 self.function.role,  # type: ignore[arg-type]
                 resource,
-                "Stops the execution and job it started; their name (<base>-<timestamp>) is "
-                "chosen at deploy time.",
+                _STOP_REASON,
             )
 
         properties: dict[str, object] = {
-            "StateMachineArn": machine.state_machine_arn,
+            "StateMachineArn": target_arn,
             "JobNameBase": estimator.job_name_base,
             "OutputPath": estimator.output_path.rstrip("/"),
-            "Fingerprint": fingerprint,
+            # Without a wait condition, deploy() may still add the serving definition to it.
+            "Fingerprint": (
+                fingerprint if wait else Lazy.uncached_string(_Current(lambda: self.fingerprint))
+            ),
         }
         self.handle: CfnWaitConditionHandle | None = None
         self.condition: CfnWaitCondition | None = None
@@ -136,7 +196,9 @@ class TrainingRun(Construct):
             f"arn:{Aws.PARTITION}:s3:::"
             + Fn.select(1, Fn.split("s3://", self.model_data_url))
         )
-        self.completion: IDependable = self.condition if self.condition is not None else self.resource
+        self.completion: IDependable = (
+            self.condition if self.condition is not None else self.resource
+        )
 
         CfnOutput(self, "TrainingJobName", value=self.training_job_name,
                   description="The training job this deploy started")
@@ -166,6 +228,29 @@ class TrainingRun(Construct):
                 ),
                 description="Console link to the training job's logs",
             )
+
+    def start_workflow(
+        self, workflow: ServingWorkflow, *, depends_on: Sequence[IDependable] = ()
+    ) -> None:
+        """Make the deploy start ``workflow`` (train, then serve) instead of the training alone.
+
+        Only for ``fit(wait=False)``. The fingerprint then also covers what is served, so that a
+        change to ``deploy()`` runs the workflow again: CloudFormation has no other resource
+        that could bring the endpoint up to date. This resource depends on the workflow's
+        cleanup, so that on deletion it stops the running workflow before the cleanup deletes
+        what the workflow created.
+        """
+        if self.condition is not None:  # pragma: no cover - guarded by RLEstimator.deploy
+            raise ValidationError("start_workflow() is only for fit(wait=False)")
+        self.target = workflow.state_machine
+        combined = f"{self._training_fingerprint}:{workflow.fingerprint()}"
+        self.fingerprint = hashlib.sha256(combined.encode()).hexdigest()
+        acknowledge_wildcard(
+            self.function.role,  # type: ignore[arg-type]
+            _execution_arns(self._stack, workflow.state_machine),
+            _STOP_REASON,
+        )
+        self.resource.node.add_dependency(workflow.cleanup, *depends_on)
 
 
 def _logical_id(element: CfnWaitConditionHandle | CfnWaitCondition, suffix: str) -> str:

@@ -9,9 +9,9 @@ policies served by the PyTorch inference container with an inference script.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_cdk import Aws, CfnOutput, Duration, Token
+from aws_cdk import Aws, CfnOutput, Duration, Stack, Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -21,8 +21,11 @@ from constructs import Construct, IDependable
 from ._functions import bundled_function
 from ._iam import acknowledge_wildcard
 from .errors import ValidationError, invalid
-from .images import BoundImage, ContainerImage, RLFramework, RLToolkit
+from .images import BoundImage, ContainerImage, RLFramework
 from .instance_types import validate_serving_instance_type
+
+if TYPE_CHECKING:
+    from ._workflow_serving import ServingWorkflow, WorkflowTarget
 
 JSON = "application/json"
 
@@ -51,7 +54,9 @@ def serving_plan(
 ) -> ServingPlan:
     """Choose the serving image for a policy trained with ``training_image`` (facts table)."""
     if override is not None:
-        image = override if isinstance(override, ContainerImage) else ContainerImage.from_uri(override)
+        image = (
+            override if isinstance(override, ContainerImage) else ContainerImage.from_uri(override)
+        )
         return ServingPlan("custom", image)
     if bound.is_custom:
         return ServingPlan("custom", training_image)
@@ -97,7 +102,9 @@ def serving_plan_for_attached(
     if override is not None or image_spec is None:
         if override is not None:
             image = (
-                override if isinstance(override, ContainerImage) else ContainerImage.from_uri(override)
+                override
+                if isinstance(override, ContainerImage)
+                else ContainerImage.from_uri(override)
             )
             return ServingPlan("custom", image)
         return ServingPlan("custom", None, image_uri=training_image_uri)
@@ -110,6 +117,11 @@ class RLEndpoint(Construct):
 
     Model and endpoint config names are left to CloudFormation, so a new model replaces them; the
     endpoint is updated in place to the new config, so its name survives retraining.
+
+    With ``workflow`` (``fit(wait=False)``) the model does not exist while CloudFormation runs:
+    a state machine trains, then creates the model and endpoint config and creates or updates an
+    endpoint whose name is fixed at synth time (see ``_workflow_serving``). The CloudFormation
+    resources ``model``, ``endpoint_config`` and ``endpoint`` do not exist then.
     """
 
     def __init__(
@@ -131,8 +143,14 @@ class RLEndpoint(Construct):
         function_url_auth_type: lambda_.FunctionUrlAuthType = lambda_.FunctionUrlAuthType.AWS_IAM,
         allow_unauthenticated_function_url: bool = False,
         depends_on: IDependable | None = None,
+        workflow: WorkflowTarget | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        self._workflow_target = workflow
+        self.workflow: ServingWorkflow | None = None
+        self._model: sagemaker.CfnModel | None = None
+        self._endpoint_config: sagemaker.CfnEndpointConfig | None = None
+        self._endpoint: sagemaker.CfnEndpoint | None = None
         validate_serving_instance_type(instance_type, "instance_type")
         if (
             isinstance(initial_instance_count, bool)
@@ -242,43 +260,28 @@ class RLEndpoint(Construct):
                 "An attached job's training image is only known at deploy time.",
             )
 
-        container: dict[str, Any] = {"image": image_uri, "modelDataUrl": model_data_url}
-        if environment:
-            container["environment"] = environment
-        self.model = sagemaker.CfnModel(
-            self,
-            "Model",
-            execution_role_arn=self.role.role_arn,
-            primary_container=container,
-        )
-        # The model must not be created before its role may read the artifact.
-        self.model.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
-        if depends_on is not None:
-            self.model.node.add_dependency(depends_on)
-
-        kms_key_id = kms_key if kms_key is None or isinstance(kms_key, str) else kms_key.key_arn
-        self.endpoint_config = sagemaker.CfnEndpointConfig(
-            self,
-            "EndpointConfig",
-            production_variants=[
-                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                    model_name=self.model.attr_model_name,
-                    variant_name=variant_name,
-                    initial_instance_count=initial_instance_count,
-                    instance_type=instance_type,
-                    initial_variant_weight=1.0,
-                )
-            ],
-            kms_key_id=kms_key_id,
-        )
-        self.endpoint = sagemaker.CfnEndpoint(
-            self,
-            "Endpoint",
-            endpoint_config_name=self.endpoint_config.attr_endpoint_config_name,
-        )
-        self.endpoint_name = self.endpoint.attr_endpoint_name
-        #: ``Ref`` of AWS::SageMaker::Endpoint is its ARN.
-        self.endpoint_arn = self.endpoint.ref
+        if workflow is not None:
+            self._serve_with_workflow(
+                workflow,
+                model_data_object_arn=model_data_object_arn,
+                image_uri=image_uri,
+                environment=environment,
+                instance_type=instance_type,
+                initial_instance_count=initial_instance_count,
+                variant_name=variant_name,
+                kms_key=kms_key,
+            )
+        else:
+            self._serve_with_cloudformation(
+                model_data_url=model_data_url,
+                image_uri=image_uri,
+                environment=environment,
+                instance_type=instance_type,
+                initial_instance_count=initial_instance_count,
+                variant_name=variant_name,
+                kms_key=kms_key,
+                depends_on=depends_on,
+            )
 
         self.predict_function = bundled_function(
             self,
@@ -309,6 +312,131 @@ class RLEndpoint(Construct):
         CfnOutput(self, "ModelDataUrl", value=model_data_url)
         if not Token.is_unresolved(model_data_bucket_arn):
             self.model_data_bucket_arn = model_data_bucket_arn
+
+    # ------------------------------------------------------------------ the two ways to serve
+    def _serve_with_cloudformation(
+        self,
+        *,
+        model_data_url: str,
+        image_uri: str,
+        environment: dict[str, str],
+        instance_type: str,
+        initial_instance_count: int,
+        variant_name: str,
+        kms_key: kms.IKey | str | None,
+        depends_on: IDependable | None,
+    ) -> None:
+        """Model, endpoint config and endpoint as CloudFormation resources (the model exists)."""
+        container: dict[str, Any] = {"image": image_uri, "modelDataUrl": model_data_url}
+        if environment:
+            container["environment"] = environment
+        self._model = sagemaker.CfnModel(
+            self,
+            "Model",
+            execution_role_arn=self.role.role_arn,
+            primary_container=container,
+        )
+        # The model must not be created before its role may read the artifact.
+        self._model.node.add_dependency(self.role.node.find_child("DefaultPolicy"))
+        if depends_on is not None:
+            self._model.node.add_dependency(depends_on)
+
+        kms_key_id = kms_key if kms_key is None or isinstance(kms_key, str) else kms_key.key_arn
+        self._endpoint_config = sagemaker.CfnEndpointConfig(
+            self,
+            "EndpointConfig",
+            production_variants=[
+                sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                    model_name=self._model.attr_model_name,
+                    variant_name=variant_name,
+                    initial_instance_count=initial_instance_count,
+                    instance_type=instance_type,
+                    initial_variant_weight=1.0,
+                )
+            ],
+            kms_key_id=kms_key_id,
+        )
+        self._endpoint = sagemaker.CfnEndpoint(
+            self,
+            "Endpoint",
+            endpoint_config_name=self._endpoint_config.attr_endpoint_config_name,
+        )
+        self.endpoint_name: str = self._endpoint.attr_endpoint_name
+        #: ``Ref`` of AWS::SageMaker::Endpoint is its ARN.
+        self.endpoint_arn: str = self._endpoint.ref
+
+    def _serve_with_workflow(
+        self,
+        target: WorkflowTarget,
+        *,
+        model_data_object_arn: str,
+        image_uri: str,
+        environment: dict[str, str],
+        instance_type: str,
+        initial_instance_count: int,
+        variant_name: str,
+        kms_key: kms.IKey | str | None,
+    ) -> None:
+        """A state machine trains, then creates the model, config and (fixed-name) endpoint."""
+        from ._workflow_serving import ServingWorkflow, fixed_endpoint_name
+
+        acknowledge_wildcard(
+            self.role,
+            model_data_object_arn,
+            "The workflow serves the model of the job it trained; the job's name "
+            "(<base>-<timestamp>) is chosen per run.",
+        )
+        container: dict[str, Any] = {"Image": image_uri}
+        if environment:
+            container["Environment"] = environment
+        self.endpoint_name = fixed_endpoint_name(self)
+        self.workflow = ServingWorkflow(
+            self,
+            "Workflow",
+            target=target,
+            endpoint_name=self.endpoint_name,
+            container=container,
+            model_role=self.role,
+            instance_type=instance_type,
+            initial_instance_count=initial_instance_count,
+            variant_name=variant_name,
+            kms_key=kms_key,
+        )
+        # SageMaker ARNs carry the name in lowercase.
+        self.endpoint_arn = Stack.of(self).format_arn(
+            service="sagemaker", resource="endpoint", resource_name=self.endpoint_name.lower()
+        )
+
+    def _cloudformation_resource(self, name: str, resource: Any) -> Any:
+        if resource is None:
+            raise ValidationError(
+                f"{self.node.path}.{name} is not available with fit(wait=False): the model only "
+                "exists once training has finished, after the deploy, so the serving workflow "
+                "creates the model, endpoint config and endpoint and CloudFormation has no "
+                "resource for them. Use endpoint_name, endpoint_arn, predict_function or "
+                "workflow.state_machine instead, or fit(wait=True). See README.md#deploying."
+            )
+        return resource
+
+    @property
+    def model(self) -> sagemaker.CfnModel:
+        """The ``AWS::SageMaker::Model`` (not with ``fit(wait=False)``: a workflow creates it)."""
+        return self._cloudformation_resource("model", self._model)  # type: ignore[no-any-return]
+
+    @property
+    def endpoint_config(self) -> sagemaker.CfnEndpointConfig:
+        """The ``AWS::SageMaker::EndpointConfig`` (not with ``fit(wait=False)``)."""
+        return self._cloudformation_resource(  # type: ignore[no-any-return]
+            "endpoint_config", self._endpoint_config
+        )
+
+    @property
+    def endpoint(self) -> sagemaker.CfnEndpoint:
+        """The ``AWS::SageMaker::Endpoint`` (not with ``fit(wait=False)``: a workflow creates
+        it under the fixed ``endpoint_name``)."""
+        return self._cloudformation_resource(  # type: ignore[no-any-return]
+            "endpoint", self._endpoint
+        )
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` call the predict function (``lambda:InvokeFunction``)."""

@@ -45,7 +45,7 @@ from .instance_types import validate_training_instance_type
 from .source import SourceBundle, build_source_bundle, source_asset
 
 if TYPE_CHECKING:
-    from .serving import RLEndpoint
+    from .serving import RLEndpoint, ServingPlan
 
 #: SageMaker's training job name rule (CreateTrainingJob TrainingJobName).
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -93,7 +93,7 @@ INJECTED_HYPERPARAMETERS = (
 )
 
 
-class InputMode(str, Enum):
+class InputMode(str, Enum):  # noqa: UP042 - str() of a member stays as it was released
     """How the training container receives its channels (CreateTrainingJob TrainingInputMode)."""
 
     FILE = "File"
@@ -157,12 +157,14 @@ def _pick(
             f"give only one of them ({sdk_name} is the SageMaker SDK v2 alias of {seed_name}). "
             "See README.md#argument-reference."
         )
-    return seed_value if seed_value is not None else (sdk_value if sdk_value is not None else default)
+    if seed_value is not None:
+        return seed_value
+    return sdk_value if sdk_value is not None else default
 
 
 @jsii.implements(IStableAnyProducer)
 class _Later:
-    """A value only final after ``fit()`` (channels, default run time), rendered with the template."""
+    """A value only final after ``fit()`` (channels, default run time), rendered at synth."""
 
     def __init__(self, produce: Callable[[], Any]) -> None:
         self._produce = produce
@@ -235,7 +237,9 @@ class RLEstimator(Construct):
         )
         if self.instance_type is None:
             raise invalid(
-                "train_instance_type", None, "a SageMaker training instance type such as ml.m5.large"
+                "train_instance_type",
+                None,
+                "a SageMaker training instance type such as ml.m5.large",
             )
         validate_training_instance_type(self.instance_type, "train_instance_type")
         self.instance_count: int = _pick(
@@ -328,13 +332,13 @@ class RLEstimator(Construct):
         self.debugger_hook_config = debugger_hook_config and supported
         self.disable_profiler = disable_profiler or not supported
 
-        # --- source code ---------------------------------------------------------------------------
+        # --- source code -------------------------------------------------------------------------
         self.source_bundle: SourceBundle = build_source_bundle(
             entry_point, source_dir, list(dependencies or [])
         )
         self.source_asset = source_asset(self, "SourceCode", self.source_bundle)
 
-        # --- storage -------------------------------------------------------------------------------
+        # --- storage -----------------------------------------------------------------------------
         self.output_kms_key = self._kms_key(output_kms_key)
         self.bucket: s3.IBucket | None
         if output_path is not None:
@@ -363,8 +367,9 @@ class RLEstimator(Construct):
         self._inputs: dict[str, str] = {}
         self._fitted = False
         self._wait = True
+        self._served = False
 
-        # --- the workflow --------------------------------------------------------------------------
+        # --- the workflow ------------------------------------------------------------------------
         self.log_group = logs.LogGroup(
             self,
             "StateMachineLogs",
@@ -376,7 +381,8 @@ class RLEstimator(Construct):
             "SignalFunction",
             folder="custom_resources",
             handler="training_run.signal",
-            description="Reports a training job's outcome to the CloudFormation deploy waiting on it",
+            description="Reports a training job's outcome to the CloudFormation deploy "
+            "waiting on it",
             timeout=Duration.seconds(90),
         )
         self.state_machine = self._state_machine()
@@ -438,16 +444,18 @@ class RLEstimator(Construct):
         initial_instance_count: int = 1,
         **kwargs: Any,
     ) -> RLEndpoint:
-        """Serve the trained policy: a SageMaker model, endpoint config, endpoint and predict Lambda."""
+        """Serve the trained policy: SageMaker model, endpoint config, endpoint, predict Lambda.
+
+        After ``fit(wait=True)`` they are CloudFormation resources created once the training has
+        completed. After ``fit(wait=False)`` the model does not exist during the deploy, so the
+        deploy starts a workflow that trains and then creates the model and endpoint config and
+        creates or updates the endpoint (its name is fixed at synth time); see
+        README.md#deploying for what is not available then.
+        """
         if not self._fitted:
             raise ValidationError(
                 f"deploy() on {self.node.path} needs a model: call fit() first (or use "
                 "RLEstimator.attach(...) for an existing training job). See README.md#deploying."
-            )
-        if not self._wait:
-            raise ValidationError(
-                f"deploy() on {self.node.path} needs the model at deploy time, but fit(wait=False) "
-                "only starts the training. Use fit(wait=True)."
             )
         from .serving import RLEndpoint, serving_plan
 
@@ -459,6 +467,8 @@ class RLEstimator(Construct):
             submit_directory=self.source_asset.s3_object_url,
             container_log_level=self.container_log_level,
         )
+        if not self._wait:
+            return self._deploy_with_workflow(plan, instance_type, initial_instance_count, kwargs)
         return RLEndpoint(
             self,
             "Serving",
@@ -471,6 +481,56 @@ class RLEstimator(Construct):
             depends_on=self.training_run.completion,
             **kwargs,
         )
+
+    def _deploy_with_workflow(
+        self,
+        plan: ServingPlan,
+        instance_type: str,
+        initial_instance_count: int,
+        kwargs: dict[str, Any],
+    ) -> RLEndpoint:
+        """``fit(wait=False)`` + ``deploy()``: the deploy-time run starts TrainAndServe instead."""
+        from ._workflow_serving import WorkflowTarget
+        from .serving import RLEndpoint
+
+        if self._served:
+            raise ValidationError(
+                f"deploy() was already called on {self.node.path}: with fit(wait=False) the one "
+                "deploy-time workflow trains and serves one endpoint. Create a second "
+                "RLEstimator for a second endpoint. See README.md#deploying."
+            )
+        if "depends_on" in kwargs:
+            raise invalid(
+                "depends_on",
+                kwargs["depends_on"],
+                "nothing with fit(wait=False): the endpoint is created after the deploy, so no "
+                "CloudFormation resource can wait for it (or be waited for by it)",
+                see="README.md#deploying",
+            )
+        out = self.output_location
+        trained_models = (
+            f"{out.bucket_arn}/{out.prefix + '/' if out.prefix else ''}"
+            f"{self.job_name_base}-*/output/model.tar.gz"
+        )
+        endpoint = RLEndpoint(
+            self,
+            "Serving",
+            model_data_url=self.training_run.model_data_url,
+            model_data_bucket_arn=out.bucket_arn,
+            model_data_object_arn=trained_models,
+            plan=plan,
+            instance_type=instance_type,
+            initial_instance_count=initial_instance_count,
+            workflow=WorkflowTarget(
+                training_machine=self.state_machine, name_base=self.job_name_base
+            ),
+            **kwargs,
+        )
+        if endpoint.workflow is None:  # pragma: no cover - RLEndpoint builds it for a target
+            raise ValidationError(f"{endpoint.node.path} has no serving workflow")
+        self._served = True
+        self.training_run.start_workflow(endpoint.workflow, depends_on=[endpoint.role])
+        return endpoint
 
     @classmethod
     def attach(
@@ -660,6 +720,7 @@ class RLEstimator(Construct):
                 f"toolkit_version={toolkit_version!r}, framework={framework!r}). "
                 "See README.md#container-images."
             )
+        assert toolkit is not None  # checked just above: "toolkit" would be missing
         return ContainerImage.rl(
             toolkit=toolkit,
             toolkit_version=toolkit_version,
@@ -930,7 +991,9 @@ class RLEstimator(Construct):
         result = []
         for tag in tags:
             if not isinstance(tag, Mapping) or set(tag) != {"Key", "Value"}:
-                raise invalid("tags", tag, "a dict of key -> value, or [{'Key': ..., 'Value': ...}]")
+                raise invalid(
+                    "tags", tag, "a dict of key -> value, or [{'Key': ..., 'Value': ...}]"
+                )
             result.append({"Key": str(tag["Key"]), "Value": str(tag["Value"])})
         return result
 
@@ -952,7 +1015,9 @@ class RLEstimator(Construct):
                 parse_s3_uri(uri, f"inputs[{name!r}]")
                 result[str(name)] = uri
             return result
-        raise invalid("inputs", inputs, "None, an s3:// URI, or a dict of channel name -> s3:// URI")
+        raise invalid(
+            "inputs", inputs, "None, an s3:// URI, or a dict of channel name -> s3:// URI"
+        )
 
     def _state_machine(self) -> sfn.StateMachine:
         request = self.training_request()

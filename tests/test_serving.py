@@ -143,13 +143,16 @@ def test_ray_pytorch_without_a_way_to_serve_is_refused() -> None:
         estimator.deploy(instance_type="ml.m5.large")
 
 
-def test_deploy_after_fit_without_wait_is_refused() -> None:
+def test_deploy_after_fit_without_wait_serves_through_a_workflow() -> None:
+    """The model only exists after the deploy: a workflow serves it (test_workflow_serving.py)."""
     app = cdk.App()
     stack = cdk.Stack(app, "NoWait", env=ENV)
     estimator = RLEstimator(stack, "Estimator", **PYTORCH)
     estimator.fit(wait=False)
+    endpoint = estimator.deploy(instance_type="ml.m5.large", entry_point="inference.py")
+    assert endpoint.workflow is not None
     with pytest.raises(ValidationError, match="wait=False"):
-        estimator.deploy(instance_type="ml.m5.large", entry_point="inference.py")
+        endpoint.model  # noqa: B018 - the access is what is tested
 
 
 def test_fit_without_wait_has_no_wait_condition() -> None:
