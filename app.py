@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
@@ -41,6 +42,14 @@ class CartPoleStack(cdk.Stack):
         self, scope: Construct, construct_id: str, *, settings: Mapping[str, Any], **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        # One customer-managed key for the artifacts at rest, the training output and the
+        # endpoint's storage volume (HIPAA / NIST 800-53 packs ask for KMS on all three).
+        key = kms.Key(
+            self,
+            "ArtifactsKey",
+            enable_key_rotation=True,
+            description=f"cdk-sagemaker-rl {construct_id}: RL artifacts and endpoint storage",
+        )
         estimator = RLEstimator(
             self,
             "CartPole",
@@ -53,6 +62,8 @@ class CartPoleStack(cdk.Stack):
             hyperparameters=dict(settings.get("hyperparameters", {})),
             metric_definitions=[REWARD_METRIC],
             base_job_name=f"cartpole-{construct_id.split('-')[-1].lower()}",
+            bucket_encryption_key=key,
+            output_kms_key=key,
         )
         estimator.fit()
         estimator.deploy(
@@ -60,6 +71,7 @@ class CartPoleStack(cdk.Stack):
             initial_instance_count=int(settings.get("serve_initial_instance_count", 1)),
             image=ContainerImage.pytorch_inference(SERVING_PYTORCH),
             entry_point="inference.py",
+            kms_key=key,
         )
 
 

@@ -22,6 +22,7 @@ import jsii
 from aws_cdk import (
     ArnFormat,
     Aws,
+    CfnMapping,
     CfnOutput,
     CfnWaitCondition,
     CfnWaitConditionHandle,
@@ -32,6 +33,7 @@ from aws_cdk import (
     IStringProducer,
     Lazy,
     Stack,
+    Token,
 )
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
@@ -192,20 +194,31 @@ class TrainingRun(Construct):
 
         self.training_job_name = self.resource.get_att_string("TrainingJobName")
         self.model_data_url = self.resource.get_att_string("ModelDataUrl")
-        self.model_data_object_arn = (
-            f"arn:{Aws.PARTITION}:s3:::"
-            + Fn.select(1, Fn.split("s3://", self.model_data_url))
+        self.model_data_object_arn = f"arn:{Aws.PARTITION}:s3:::" + Fn.select(
+            1, Fn.split("s3://", self.model_data_url)
         )
         self.completion: IDependable = (
             self.condition if self.condition is not None else self.resource
         )
 
-        CfnOutput(self, "TrainingJobName", value=self.training_job_name,
-                  description="The training job this deploy started")
-        CfnOutput(self, "ModelDataUrl", value=self.model_data_url,
-                  description="Where the trained model artifact is written")
-        CfnOutput(self, "StateMachineArn", value=machine.state_machine_arn,
-                  description="The training workflow; start it to retrain outside a deploy")
+        CfnOutput(
+            self,
+            "TrainingJobName",
+            value=self.training_job_name,
+            description="The training job this deploy started",
+        )
+        CfnOutput(
+            self,
+            "ModelDataUrl",
+            value=self.model_data_url,
+            description="Where the trained model artifact is written",
+        )
+        CfnOutput(
+            self,
+            "StateMachineArn",
+            value=machine.state_machine_arn,
+            description="The training workflow; start it to retrain outside a deploy",
+        )
         if logs:
             CfnOutput(
                 self,
@@ -219,7 +232,9 @@ class TrainingRun(Construct):
                 value=Fn.join(
                     "",
                     [
-                        "https://console.aws.amazon.com/cloudwatch/home?region=",
+                        "https://",
+                        _console_host(self),
+                        "/cloudwatch/home?region=",
                         Aws.REGION,
                         "#logsV2:log-groups/log-group/$252Faws$252Fsagemaker$252FTrainingJobs"
                         "$3FlogStreamNameFilter$3D",
@@ -257,3 +272,31 @@ def _logical_id(element: CfnWaitConditionHandle | CfnWaitCondition, suffix: str)
     base = Stack.of(element).resolve(element.logical_id)
     return f"{str(base)[:200]}{suffix}"
 
+
+#: The AWS console's host per partition (the link in the TrainingLogsConsole output).
+CONSOLE_HOSTS = {
+    "aws": "console.aws.amazon.com",
+    "aws-cn": "console.amazonaws.cn",
+    "aws-us-gov": "console.amazonaws-us-gov.com",
+}
+
+
+def _console_host(scope: Construct) -> str:
+    """A literal host in a stack with a known region, else a mapping lookup by partition."""
+    stack = Stack.of(scope)
+    if not Token.is_unresolved(stack.region):
+        partition = (
+            "aws-cn"
+            if stack.region.startswith("cn-")
+            else ("aws-us-gov" if stack.region.startswith("us-gov-") else "aws")
+        )
+        return CONSOLE_HOSTS[partition]
+    mapping = stack.node.try_find_child("ConsoleHosts")
+    if mapping is None:
+        mapping = CfnMapping(
+            stack,
+            "ConsoleHosts",
+            mapping={partition: {"host": host} for partition, host in CONSOLE_HOSTS.items()},
+        )
+    assert isinstance(mapping, CfnMapping)
+    return mapping.find_in_map(Aws.PARTITION, "host")

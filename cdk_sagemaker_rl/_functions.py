@@ -68,17 +68,6 @@ def bundled_function(
         "*",
         "X-Ray tracing (xray:PutTraceSegments, xray:PutTelemetryRecords) has no resource type.",
     )
-    acknowledge_compliance(
-        role,
-        "IAMNoInlinePolicy",
-        "The function's only policy: CDK grants for this one role, created and deleted with it; "
-        "a managed policy would narrow nothing.",
-    )
-    acknowledge_compliance(
-        log_group,
-        "CloudWatchLogGroupEncrypted",
-        "CloudWatch Logs encrypts at rest by default; the function never logs payloads.",
-    )
     function = lambda_.Function(
         scope,
         construct_id,

@@ -38,7 +38,13 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from ._functions import bundled_function
-from ._iam import S3Location, acknowledge, acknowledge_wildcard, parse_s3_uri
+from ._iam import (
+    S3Location,
+    acknowledge,
+    acknowledge_compliance,
+    acknowledge_wildcard,
+    parse_s3_uri,
+)
 from .errors import ValidationError, invalid
 from .images import BoundImage, ContainerImage, RLFramework, RLToolkit
 from .instance_types import validate_training_instance_type
@@ -230,6 +236,7 @@ class RLEstimator(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._stack = Stack.of(self)
+        _acknowledge_construct_policies(self)
 
         # --- arguments, seed names first -------------------------------------------------------
         self.instance_type: str = _pick(
@@ -245,8 +252,10 @@ class RLEstimator(Construct):
         self.instance_count: int = _pick(
             "train_instance_count", train_instance_count, "instance_count", instance_count, 1
         )
-        if isinstance(self.instance_count, bool) or not isinstance(self.instance_count, int) or (
-            self.instance_count < 1
+        if (
+            isinstance(self.instance_count, bool)
+            or not isinstance(self.instance_count, int)
+            or (self.instance_count < 1)
         ):
             raise invalid("train_instance_count", self.instance_count, "an integer >= 1")
         volume = _pick("train_volume_size", train_volume_size, "volume_size", volume_size)
@@ -266,8 +275,9 @@ class RLEstimator(Construct):
             self.max_wait_seconds = _seconds(max_wait, "max_wait", self.max_run_seconds)
             if not self.max_run_seconds <= self.max_wait_seconds <= MAX_RUN_LIMIT_SECONDS:
                 raise invalid(
-                    "max_wait", max_wait, f"train_max_run ({self.max_run_seconds}) to "
-                    f"{MAX_RUN_LIMIT_SECONDS} seconds"
+                    "max_wait",
+                    max_wait,
+                    f"train_max_run ({self.max_run_seconds}) to {MAX_RUN_LIMIT_SECONDS} seconds",
                 )
         elif max_wait is not None:
             raise invalid("max_wait", max_wait, "None unless use_spot_instances=True")
@@ -286,12 +296,17 @@ class RLEstimator(Construct):
         # --- names, hyperparameters, metrics ------------------------------------------------------
         if job_name is not None and not JOB_NAME_PATTERN.match(job_name):
             raise invalid(
-                "job_name", job_name, "1-63 letters, digits and hyphens, starting with a letter or "
-                "digit (SageMaker's ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})"
+                "job_name",
+                job_name,
+                "1-63 letters, digits and hyphens, starting with a letter or "
+                "digit (SageMaker's ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})",
             )
         if base_job_name is not None and not JOB_NAME_PATTERN.match(base_job_name):
-            raise invalid("base_job_name", base_job_name, "letters, digits and hyphens (SageMaker "
-                          "job name rule)")
+            raise invalid(
+                "base_job_name",
+                base_job_name,
+                "letters, digits and hyphens (SageMaker job name rule)",
+            )
         self.job_name = job_name
         self.job_name_base = self._job_name_base(job_name or base_job_name)
         self.hyperparameters = dict(hyperparameters or {})
@@ -358,8 +373,11 @@ class RLEstimator(Construct):
             parse_s3_uri(checkpoint_s3_uri, "checkpoint_s3_uri") if checkpoint_s3_uri else None
         )
         if checkpoint_local_path is not None and self.checkpoint_location is None:
-            raise invalid("checkpoint_local_path", checkpoint_local_path,
-                          "None unless checkpoint_s3_uri is given")
+            raise invalid(
+                "checkpoint_local_path",
+                checkpoint_local_path,
+                "None unless checkpoint_s3_uri is given",
+            )
         self.checkpoint_local_path = checkpoint_local_path
 
         # --- role --------------------------------------------------------------------------------
@@ -467,6 +485,8 @@ class RLEstimator(Construct):
             submit_directory=self.source_asset.s3_object_url,
             container_log_level=self.container_log_level,
         )
+        # The serving role must decrypt the artifact the training wrote with these keys.
+        kwargs.setdefault("model_kms_key", self._artifact_key())
         if not self._wait:
             return self._deploy_with_workflow(plan, instance_type, initial_instance_count, kwargs)
         return RLEndpoint(
@@ -748,8 +768,9 @@ class RLEstimator(Construct):
             result = []
             for item in given:
                 if set(item) != {"Name", "Regex"}:
-                    raise invalid("metric_definitions", item,
-                                  "a list of {'Name': ..., 'Regex': ...} dicts")
+                    raise invalid(
+                        "metric_definitions", item, "a list of {'Name': ..., 'Regex': ...} dicts"
+                    )
                 result.append({"Name": str(item["Name"]), "Regex": str(item["Regex"])})
             return result
         if self.image.is_custom or self.image.toolkit is None:
@@ -758,6 +779,14 @@ class RLEstimator(Construct):
             {"Name": name, "Regex": regex}
             for name, regex in DEFAULT_METRIC_DEFINITIONS.get(self.image.toolkit, ())
         ]
+
+    def _artifact_key(self) -> kms.IKey | None:
+        """The key that encrypts model.tar.gz: output_kms_key, else the bucket's own key."""
+        if self._output_key is not None:
+            return self._output_key
+        if self.output_kms_key is not None and self.output_kms_key.startswith("arn:"):
+            return kms.Key.from_key_arn(self, "OutputKey", self.output_kms_key)
+        return self.bucket.encryption_key if self.bucket is not None else None
 
     def _kms_key(self, key: str | kms.IKey | None) -> str | None:
         self._output_key: kms.IKey | None = None
@@ -787,7 +816,18 @@ class RLEstimator(Construct):
             "This bucket receives the artifact bucket's server access logs; logging it into "
             "itself would loop.",
         )
-        return s3.Bucket(
+        acknowledge_compliance(
+            access_logs,
+            "S3DefaultEncryptionKMS",
+            "S3 delivers server access logs only to buckets encrypted with SSE-S3, not SSE-KMS.",
+        )
+        acknowledge_compliance(
+            access_logs,
+            "S3BucketReplicationEnabled",
+            "A log sink of this stack; replication needs a bucket in another region that a "
+            "single-region stack cannot own. Versioned and retained instead.",
+        )
+        bucket = s3.Bucket(
             self,
             "Artifacts",
             encryption=s3.BucketEncryption.KMS if key else s3.BucketEncryption.S3_MANAGED,
@@ -800,6 +840,14 @@ class RLEstimator(Construct):
             server_access_logs_prefix="artifacts/",
             removal_policy=RemovalPolicy.RETAIN,
         )
+        acknowledge_compliance(
+            bucket,
+            "S3BucketReplicationEnabled",
+            "Artifacts can be rebuilt by retraining from the fingerprinted source; replication "
+            "needs a bucket in another region that a single-region stack cannot own. Versioned "
+            "and retained instead.",
+        )
+        return bucket
 
     def _execution_role(self, role: str | iam.IRole | None) -> iam.IRole:
         if isinstance(role, str):
@@ -972,9 +1020,7 @@ class RLEstimator(Construct):
         for name, uri in self._inputs.items():
             location = parse_s3_uri(uri, f"inputs[{name!r}]")
             self.role.add_to_policy(
-                iam.PolicyStatement(
-                    actions=["s3:GetObject"], resources=[location.objects_arn()]
-                )
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[location.objects_arn()])
             )
             self.role.add_to_policy(
                 iam.PolicyStatement(actions=["s3:ListBucket"], resources=[location.bucket_arn])
@@ -1008,8 +1054,11 @@ class RLEstimator(Construct):
             result = {}
             for name, uri in inputs.items():
                 if not re.match(r"^[A-Za-z0-9\.\-_]{1,64}$", str(name)):
-                    raise invalid("inputs channel name", name,
-                                  "1-64 letters, digits, '.', '-' or '_' (SageMaker ChannelName)")
+                    raise invalid(
+                        "inputs channel name",
+                        name,
+                        "1-64 letters, digits, '.', '-' or '_' (SageMaker ChannelName)",
+                    )
                 if not isinstance(uri, str):
                     raise invalid(f"inputs[{name!r}]", uri, "an s3:// URI string")
                 parse_s3_uri(uri, f"inputs[{name!r}]")
@@ -1042,7 +1091,7 @@ class RLEstimator(Construct):
         )
         succeeded = sfn.Succeed(self, "Trained")
         failed = sfn.Fail(
-            self, "TrainingFailed", error_path="$.Error.Error", cause_path="$.Error.Cause"
+            self, "TrainingFailed", error="RLTrainingFailed", cause_path="$.Error.Cause"
         )
         report_success = tasks.LambdaInvoke(
             self,
@@ -1209,6 +1258,21 @@ class RLEstimator(Construct):
 _COLON = ArnFormat.COLON_RESOURCE_NAME
 
 
+def _acknowledge_construct_policies(scope: Construct) -> None:
+    """HIPAA / NIST rules answered the same way for every role and log group we create."""
+    acknowledge_compliance(
+        scope,
+        "IAMNoInlinePolicy",
+        "Each role's only policy holds the CDK grants for that one role, created and deleted "
+        "with it; a managed policy would narrow nothing.",
+    )
+    acknowledge_compliance(
+        scope,
+        "CloudWatchLogGroupEncrypted",
+        "CloudWatch Logs encrypts log groups at rest by default; no payload is logged.",
+    )
+
+
 class AttachedTrainingJob(Construct):
     """An existing training job (seed ``RLEstimator.attach``) whose model ``deploy()`` serves.
 
@@ -1229,11 +1293,15 @@ class AttachedTrainingJob(Construct):
         framework_version: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
+        _acknowledge_construct_policies(self)
         if not Token.is_unresolved(training_job_name) and not JOB_NAME_PATTERN.match(
             training_job_name
         ):
-            raise invalid("training_job_name", training_job_name,
-                          "a SageMaker training job name (^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})")
+            raise invalid(
+                "training_job_name",
+                training_job_name,
+                "a SageMaker training job name (^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})",
+            )
         self.training_job_name = training_job_name
         stack = Stack.of(self)
         job_arn = stack.format_arn(

@@ -183,6 +183,9 @@ class TemplateResolver:
                 if attribute == "Ref"
                 else _unknown_attribute(kind, attribute)
             )
+        if kind == "AWS::KMS::Key":
+            key_id = str(_uuid(logical_id))
+            return {"Ref": key_id, "Arn": d.arn("kms", f"key/{key_id}")}[attribute]
         if kind == "Custom::RLTrainingRun":
             return self._training_run_attribute(logical_id, attribute)
         if kind in SAGEMAKER_NAMED:

@@ -26,6 +26,12 @@ Two repo rules on top of parliament
   asks for; a wider Deny only takes permissions away).
 * ``Resource: "*"`` only holds actions that AWS documents as having no resource type
   (``NO_RESOURCE_TYPE_ACTIONS``), i.e. actions that cannot be scoped any further.
+
+One exception: KMS key policies. In a key policy ``Resource: "*"`` means the key itself (it is
+the only form KMS accepts), and the statement that gives the account root ``kms:*`` is KMS's
+default key policy: it grants no principal anything by itself, it lets IAM policies of the
+account grant access to the key (without it the key can become unmanageable). Exactly that
+statement is accepted (``_is_default_key_policy_statement``), nothing else.
 """
 
 from __future__ import annotations
@@ -254,13 +260,31 @@ def lint(policy: PolicyDocument) -> list[str]:
             if remaining:
                 problems.append(f"{policy.label}: {issue} {remaining}")
             continue
+        if issue == "RESOURCE_STAR" and all(
+            _is_default_key_policy_statement(policy, s) for s in _statements(policy.document)
+        ):
+            continue  # the key policy's "*" is the key itself
         problems.append(f"{policy.label}: {issue} {finding.detail} at {finding.location}")
     return problems + repo_rule_problems(policy)
+
+
+def _is_default_key_policy_statement(policy: PolicyDocument, statement: Mapping[str, Any]) -> bool:
+    principal = statement.get("Principal", {})
+    root = isinstance(principal, Mapping) and str(principal.get("AWS", "")).endswith(":root")
+    return (
+        policy.resource_type == "AWS::KMS::Key"
+        and statement.get("Effect") == "Allow"
+        and root
+        and _as_list(statement.get("Action")) == ["kms:*"]
+        and _as_list(statement.get("Resource")) == ["*"]
+    )
 
 
 def repo_rule_problems(policy: PolicyDocument) -> list[str]:
     problems = []
     for index, statement in enumerate(_statements(policy.document)):
+        if _is_default_key_policy_statement(policy, statement):
+            continue
         where = f"{policy.label} statement {statement.get('Sid', index)}"
         actions = [str(a) for a in _as_list(statement.get("Action", []))]
         if statement.get("Effect") == "Allow":

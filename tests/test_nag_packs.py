@@ -6,12 +6,9 @@ app is built in-process (``build_app``, which registers AwsSolutions), the two e
 added through ``Validations.of(app).add_plugins(...)`` (cdk-nag v3), and the synth's
 ``validation-report.json`` is read.
 
-``EXPECTED_ACKNOWLEDGEMENTS`` is the reviewed decision per pack: what is acknowledged, never
-fixed. For HIPAA and NIST it is the *proposal* sent to the lead (see the reasons next to each
-entry); the two findings that are *not* in it are to be fixed (a customer managed KMS key for
-the artifact bucket and for the endpoint's storage volume). Until the library follows it, the
-tests comparing against it are strict xfails: they start failing (XPASS) as soon as the library
-matches, which is the signal to drop the marker.
+``EXPECTED_ACKNOWLEDGEMENTS`` is the reviewed decision per pack: what is acknowledged rather than
+fixed, with the reason next to each entry. The two findings that are not in it are fixed in the
+reference app (a customer managed KMS key for the artifact bucket and the endpoint's storage).
 """
 
 from __future__ import annotations
@@ -115,19 +112,8 @@ EXPECTED_ACKNOWLEDGEMENTS: dict[str, set[tuple[str, str]]] = {
     "NIST.800.53.R5": REGULATED,
 }
 
-#: What the library does not do yet (reported to the lead): these tests fail until it does.
-AWAITING_LEAD = pytest.mark.xfail(
-    strict=True,
-    reason="HIPAA/NIST findings reported to the lead, not yet fixed or acknowledged in the "
-    "library (see REGULATED_ACKNOWLEDGEMENTS and the two KMS fixes in the module docstring)",
-)
-
-
 def pack_params() -> list[Any]:
-    return [
-        pytest.param(pack, marks=AWAITING_LEAD) if pack != "AwsSolutions" else pack
-        for pack in PACKS
-    ]
+    return list(PACKS)
 
 
 # ============================================================================================
@@ -220,7 +206,7 @@ def test_environments_get_the_same_regulated_findings(report: dict[str, Any], pa
 
 def test_regulated_findings_are_exactly_the_reviewed_ones(report: dict[str, Any]) -> None:
     """Every HIPAA/NIST finding today is either in the proposal or one of the two KMS fixes; a
-    new kind of finding fails here even while the xfails above are pending."""
+    new kind of finding fails here."""
     to_fix = {
         ("CartPole/Artifacts/Resource", "S3DefaultEncryptionKMS"),
         ("CartPole/Serving/EndpointConfig", "SageMakerEndpointConfigurationKMSKeyConfigured"),
