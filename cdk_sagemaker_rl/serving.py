@@ -177,11 +177,15 @@ class RLEndpoint(Construct):
             )
         if entry_point is not None:
             if plan.kind == "tensorflow-serving":
-                raise invalid("entry_point", entry_point,
-                              "None: TensorFlow Serving serves the SavedModel without a script")
+                raise invalid(
+                    "entry_point",
+                    entry_point,
+                    "None: TensorFlow Serving serves the SavedModel without a script",
+                )
             if "/" in entry_point or not entry_point.endswith(".py"):
-                raise invalid("entry_point", entry_point,
-                              "a .py file name inside the model's code/ directory")
+                raise invalid(
+                    "entry_point", entry_point, "a .py file name inside the model's code/ directory"
+                )
             environment["SAGEMAKER_PROGRAM"] = entry_point
         if plan.image is not None:
             bound: BoundImage | None = plan.image.bind(self, instance_type=instance_type)

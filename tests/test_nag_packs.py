@@ -112,6 +112,7 @@ EXPECTED_ACKNOWLEDGEMENTS: dict[str, set[tuple[str, str]]] = {
     "NIST.800.53.R5": REGULATED,
 }
 
+
 def pack_params() -> list[Any]:
     return list(PACKS)
 
