@@ -1,7 +1,9 @@
 """Local mode end to end: the real `cdk` CLI deploys the reference stack into the emulator.
 
 Training really runs (a short PPO budget), the endpoint is really served, and a prediction comes
-back through the deployed predict Lambda. Then everything is destroyed and no process is left.
+back through the deployed predict Lambda. The emulator records the requests meanwhile, and the
+IAM audit (iam_audit.py) checks that each principal's calls are allowed by its deployed
+policies and calls outside its job are not. Then everything is destroyed and no process is left.
 A second deploy trains a script that raises, and must fail with the script's error.
 """
 
@@ -15,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import iam_audit
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +79,13 @@ def wait_until_gone(state: Path, timeout: float = 20) -> list[str]:
     return processes_using(state)
 
 
-def test_deploy_trains_serves_predicts_and_destroys(tmp_path: Path) -> None:
+def test_deploy_trains_serves_predicts_and_destroys(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state, port = tmp_path / "state", free_port()
+    # The emulator the deploy starts records every request it serves, for the IAM audit.
+    for key, value in iam_audit.recording_environment(tmp_path / "requests.jsonl").items():
+        monkeypatch.setenv(key, value)
     deployed = local(state, port, "deploy", "--hyperparameters", '{"total_timesteps": 2048}')
     try:
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
@@ -90,6 +98,14 @@ def test_deploy_trains_serves_predicts_and_destroys(tmp_path: Path) -> None:
         predicted = local(state, port, "predict", "--observation", "[0.1, -0.2, 0.03, 0.4]")
         assert predicted.returncode == 0, predicted.stderr
         assert "'predictions': [" in predicted.stdout
+
+        # Each principal's recorded calls are allowed by its deployed policies, and calls
+        # outside its job are not (tests/local/iam_audit.py).
+        report = iam_audit.audit(f"http://localhost:{port}", "RLCartPole-dev")
+        assert report.findings == [], report.render()
+        acting = " ".join(report.principals_with_calls)
+        for role in ("DeployTime", "StateMachine", "ExecutionRole", "ServingRole", "Predict"):
+            assert role in acting, report.render()
     finally:
         destroyed = local(state, port, "destroy")
     assert destroyed.returncode == 0, destroyed.stderr

@@ -15,6 +15,10 @@ and Lambda-to-Lambda calls go through) with a subprocess run of the handler:
 
 Only Python runtimes run (the interpreter is this one, whatever minor version the function
 declares); any other runtime gets an error payload that says so.
+
+Every AWS request a handler makes names its function: ``AWS_SDK_UA_APP_ID`` (see
+:func:`app_id_for`) makes botocore add ``app/<id>`` to the User-Agent, so a recording of the
+emulator's requests tells which principal made each one (the IAM audit of the local-mode test).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from typing import Any
 
 from .runtime import LOG, context, kill_process_group
 
-__all__ = ["Invocation", "install", "invoke_function"]
+__all__ = ["Invocation", "app_id_for", "install", "invoke_function"]
 
 #: Lambda returns at most this much of the log in ``X-Amz-Log-Result``.
 _LOG_TAIL_BYTES = 4096
@@ -47,6 +51,25 @@ _LOG_TAIL_BYTES = 4096
 #: Variables of the emulator's own environment that a handler may see. Everything else (in
 #: particular AWS_* from the user's shell) stays out.
 _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "USER", "LOGNAME")
+
+#: botocore's limit for a User-Agent app id (longer ones work but log a warning per client).
+_APP_ID_MAX = 50
+#: What botocore keeps of an app id; any other character becomes "-".
+_APP_ID_CHARS = frozenset(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!$%&'*+-.^_`|~,#"
+)
+
+
+def app_id_for(principal: str) -> str:
+    """The User-Agent app id that names ``principal`` (a function name, a role ARN) in the
+    requests made on its behalf: the name itself when botocore keeps it whole, else a digest of
+    it and its tail (at most 50 characters either way)."""
+    kept = "".join(c if c in _APP_ID_CHARS else "-" for c in principal)
+    if len(kept) <= _APP_ID_MAX:
+        return kept
+    digest = hashlib.sha256(principal.encode("utf-8")).hexdigest()[:12]
+    return f"{digest}#{kept[-(_APP_ID_MAX - 13) :]}"
+
 
 #: Lambda's reserved variables: the function's environment cannot override them.
 _RESERVED_ENV = frozenset(
@@ -271,6 +294,8 @@ def _environment(fn: Any, code_dir: Path, request_id: str, stream: str) -> dict[
             "PYTHONUNBUFFERED": "1",
             "_LOCAL_FUNCTION_ARN": fn.function_arn,
             "_LOCAL_REQUEST_ID": request_id,
+            # Names the function in the User-Agent of every request the handler makes.
+            "AWS_SDK_UA_APP_ID": app_id_for(fn.function_name),
         }
     )
     return env

@@ -20,6 +20,11 @@ with canned results; it also lacks StopTrainingJob and UpdateEndpoint. This plug
   ``OriginalStatusCode`` and ``OriginalMessage``.
 
 Stopping the emulator stops every job (the runner ends its processes) and every model server.
+
+The S3 requests a training job or a model server makes are the ones SageMaker makes with the
+job's ``RoleArn`` or the model's ``ExecutionRoleArn``: their User-Agent names that role
+(``app/<id>``, see ``lambda_exec.app_id_for``), so a recording of the emulator's requests can be
+checked against the role's policies.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
-from .runtime import LOG, context
+from .lambda_exec import app_id_for
+from .runtime import LOG, DummyCredentials, context
 
 __all__ = ["TRAINING_LOG_NAME", "install", "snapshot", "stop_all"]
 
@@ -52,6 +58,29 @@ INVOCATION_TIMEOUT = 60.0
 
 #: How long CloudFormation waits for an endpoint to leave Creating/Updating.
 CFN_ENDPOINT_TIMEOUT = 3600.0
+
+
+def _s3_as(role_arn: str) -> Any:
+    """An S3 client on the emulator whose requests name ``role_arn`` (User-Agent app id)."""
+    import boto3
+    from botocore.config import Config
+
+    ctx = context()
+    key, secret, token = DummyCredentials
+    session = boto3.session.Session(
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+        aws_session_token=token,
+        region_name=ctx.region,
+    )
+    return session.client(
+        "s3",
+        endpoint_url=ctx.endpoint_url,
+        config=Config(
+            retries={"max_attempts": 2, "mode": "standard"},
+            user_agent_appid=app_id_for(role_arn),
+        ),
+    )
 
 
 # --- training jobs ------------------------------------------------------------------------------
@@ -150,7 +179,7 @@ def _train(backend: Any, job: Any, request: dict[str, Any], run: _TrainingRun) -
 
         result = run_training_job(
             request,
-            s3=ctx.client("s3"),
+            s3=_s3_as(str(request.get("RoleArn") or "")),
             work_root=ctx.state_dir / "training",
             on_log=on_log,
             stop_event=run.stop_event,
@@ -246,8 +275,9 @@ _serving: dict[tuple[str, str, str], _Serving] = {}
 _starting: set[Any] = set()
 
 
-def _model_container(backend: Any, config_name: str) -> tuple[str, dict[str, Any]]:
-    """The model name and container behind an endpoint config's first production variant."""
+def _model_container(backend: Any, config_name: str) -> tuple[str, str, dict[str, Any]]:
+    """The model name, its execution role and the container behind an endpoint config's first
+    production variant."""
     config = backend.endpoint_configs[config_name]
     variants = config.production_variants or []
     if not variants:
@@ -259,7 +289,7 @@ def _model_container(backend: Any, config_name: str) -> tuple[str, dict[str, Any
     container = model.primary_container or (model.containers[0] if model.containers else None)
     if not container:
         raise RuntimeError(f"model {model_name} has no container")
-    return model_name, dict(container)
+    return model_name, str(model.execution_role_arn or ""), dict(container)
 
 
 def _start_server(backend: Any, endpoint_name: str, config_name: str, generation: int) -> Any:
@@ -267,7 +297,8 @@ def _start_server(backend: Any, endpoint_name: str, config_name: str, generation
     from cdk_sagemaker_rl.local.model_server import LocalModelServer
 
     ctx = context()
-    model_name, container = _model_container(backend, config_name)
+    model_name, role_arn, container = _model_container(backend, config_name)
+    s3 = _s3_as(role_arn)
     model_url = container.get("ModelDataUrl")
     if not model_url:
         raise RuntimeError(
@@ -278,14 +309,14 @@ def _start_server(backend: Any, endpoint_name: str, config_name: str, generation
     model_path = work / "model.tar.gz"
     bucket, _, key = str(model_url).removeprefix("s3://").partition("/")
     try:
-        ctx.client("s3").download_file(bucket, key, str(model_path))
+        s3.download_file(bucket, key, str(model_path))
     except Exception as exc:
         raise RuntimeError(f"Failed to download model data from {model_url}: {exc}") from exc
     environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
     server = LocalModelServer(
         model_data=Path(model_path),
         environment=environment,
-        s3=ctx.client("s3"),
+        s3=s3,
         work_dir=work / "server",
     )
     with _lock:
