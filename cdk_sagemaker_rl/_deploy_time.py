@@ -129,16 +129,18 @@ class TrainingRun(Construct):
         )
         target_arn: str = machine.state_machine_arn
         if wait:
-            estimator.state_machine.grant_start_execution(self.function)
             target_executions = execution_arns
         else:
             target_arn = Lazy.uncached_string(_Current(lambda: self.target.state_machine_arn))
             target_executions = Lazy.uncached_string(
                 _Current(lambda: _execution_arns(stack, self.target))
             )
-            self.function.add_to_role_policy(
-                iam.PolicyStatement(actions=["states:StartExecution"], resources=[target_arn])
+        # ListExecutions: the handler reuses the run a rollback's Update asks for again.
+        self.function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["states:StartExecution", "states:ListExecutions"], resources=[target_arn]
             )
+        )
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["states:DescribeExecution", "states:StopExecution"],

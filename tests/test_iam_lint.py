@@ -103,6 +103,14 @@ PARLIAMENT_MISTAKES = {
     "RESOURCE_MISMATCH) demands a match for every starred type, so a statement scoped to "
     "standard executions is reported as missing the express form. Applied only when a "
     "resource of the statement matches another starred type of the action.",
+    (
+        "RESOURCE_MISMATCH",
+        "states:ListExecutions",
+        "arn:*:states:*:*:mapRun:*/*:*",
+    ): "AWS lists stateMachine* and mapRun* as alternative resource types of ListExecutions "
+    "(the executions of a state machine, or of a Distributed Map run); parliament 1.6.4 "
+    "demands both, so a statement scoped to the state machine is reported as missing the map "
+    "run form. Applied only when a resource of the statement matches another starred type.",
 }
 
 #: (community finding, action) -> why the library needs that action.

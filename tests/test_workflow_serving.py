@@ -386,7 +386,7 @@ def test_deploy_time_function_starts_and_stops_only_train_and_serve(synth: Synth
     statements = synth.statements("LongDeployTimeFunctionRole")
     states_statements = [s for s in statements if any(a.startswith("states:") for a in _actions(s))]
     assert [(sorted(_actions(s)), _resources(s)) for s in states_statements] == [
-        (["states:StartExecution"], [f"<Ref:{machine_id}>"]),
+        (["states:ListExecutions", "states:StartExecution"], [f"<Ref:{machine_id}>"]),
         (
             ["states:DescribeExecution", "states:StopExecution"],
             [f"arn:aws:states:{REGION}:{ACCOUNT}:execution:<GetAtt:{machine_id}.Name>:*"],

@@ -128,16 +128,7 @@ EXCLUSIVE_ACTIONS = frozenset(
 #: Findings that are real and open: (principal fragment, action) -> why, and what fixes it.
 #: The audit still reports each as a finding unless it is listed here; a listed gap that no
 #: longer occurs is itself a finding, so that the entry is removed with the fix.
-OPEN_GAPS: dict[tuple[str, str], str] = {
-    (
-        "DeployTimeFunctionRole",
-        "states:ListExecutions",
-    ): "Custom::RLTrainingRun's handler (lambda/custom_resources/training_run.py, "
-    "_find_reusable_execution) lists the state machine's executions on every Create/Update "
-    "with a wait handle, but the role grants only StartExecution on the state machine: on AWS "
-    "the deploy fails with AccessDenied. Fix: grant states:ListExecutions on the state machine "
-    "ARN to the deploy-time function (cdk_sagemaker_rl/_deploy_time.py).",
-}
+OPEN_GAPS: dict[tuple[str, str], str] = {}
 
 
 # ============================================================================================

@@ -281,7 +281,9 @@ def test_an_explicit_deny_wins_and_nothing_allowed_is_denied() -> None:
     assert not is_allowed([], permission)
 
 
-def test_an_open_gap_is_reported_apart_and_must_be_removed_once_fixed() -> None:
+def test_an_open_gap_is_reported_apart_and_must_be_removed_once_fixed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     listing = captured(
         "stepfunctions",
         "list_executions",
@@ -289,6 +291,15 @@ def test_an_open_gap_is_reported_apart_and_must_be_removed_once_fixed() -> None:
         stateMachineArn=MACHINE_ARN,
     )
     starter = {"DeployTimeFunctionRole": [policy(allow("states:StartExecution", MACHINE_ARN))]}
+    # Unlisted, the missing permission is a finding.
+    report = audit_requests([listing], deployment(starter))
+    assert any("states:ListExecutions" in f for f in report.findings)
+
+    monkeypatch.setitem(
+        iam_audit.OPEN_GAPS,
+        ("DeployTimeFunctionRole", "states:ListExecutions"),
+        "a known gap, fixed in a later change",
+    )
     report = audit_requests([listing], deployment(starter))
     assert report.findings == []
     assert len(report.open_gaps) == 1
