@@ -1093,37 +1093,17 @@ class RLEstimator(Construct):
         failed = sfn.Fail(
             self, "TrainingFailed", error="RLTrainingFailed", cause_path="$.Error.Cause"
         )
-        report_success = tasks.LambdaInvoke(
-            self,
+        report_success = self._report(
             "ReportSuccess",
-            lambda_function=self.signal_function,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "Status": "SUCCESS",
-                    "WaitHandleUrl": sfn.JsonPath.string_at("$.WaitHandleUrl"),
-                    "TrainingJobName": sfn.JsonPath.string_at("$.Training.TrainingJobName"),
-                    "ModelDataUrl": sfn.JsonPath.string_at("$.Training.ModelDataUrl"),
-                }
-            ),
-            payload_response_only=True,
-            result_path=sfn.JsonPath.DISCARD,
-            retry_on_service_exceptions=True,
+            Status="SUCCESS",
+            TrainingJobName=sfn.JsonPath.string_at("$.Training.TrainingJobName"),
+            ModelDataUrl=sfn.JsonPath.string_at("$.Training.ModelDataUrl"),
         )
-        report_failure = tasks.LambdaInvoke(
-            self,
+        report_failure = self._report(
             "ReportFailure",
-            lambda_function=self.signal_function,
-            payload=sfn.TaskInput.from_object(
-                {
-                    "Status": "FAILURE",
-                    "WaitHandleUrl": sfn.JsonPath.string_at("$.WaitHandleUrl"),
-                    "TrainingJobName": sfn.JsonPath.string_at("$$.Execution.Name"),
-                    "Error": sfn.JsonPath.object_at("$.Error"),
-                }
-            ),
-            payload_response_only=True,
-            result_path=sfn.JsonPath.DISCARD,
-            retry_on_service_exceptions=True,
+            Status="FAILURE",
+            TrainingJobName=sfn.JsonPath.string_at("$$.Execution.Name"),
+            Error=sfn.JsonPath.object_at("$.Error"),
         )
         deploy_waits = sfn.Condition.is_present("$.WaitHandleUrl")
         on_success = (
@@ -1151,6 +1131,24 @@ class RLEstimator(Construct):
         )
         self._grant_state_machine(machine)
         return machine
+
+    def _report(self, state_id: str, **event: Any) -> tasks.LambdaInvoke:
+        """A task that hands the outcome to the signal function (docs/architecture.md event)."""
+        return tasks.LambdaInvoke(
+            self,
+            state_id,
+            lambda_function=self.signal_function,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "Status": event.pop("Status"),
+                    "WaitHandleUrl": sfn.JsonPath.string_at("$.WaitHandleUrl"),
+                    **event,
+                }
+            ),
+            payload_response_only=True,
+            result_path=sfn.JsonPath.DISCARD,
+            retry_on_service_exceptions=True,
+        )
 
     def _grant_state_machine(self, machine: sfn.StateMachine) -> None:
         stack = self._stack
