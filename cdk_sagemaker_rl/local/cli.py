@@ -317,6 +317,11 @@ def run_cdk(
     stop_tail.set()
     tail.join(timeout=2)
     guard.join(timeout=2)
+    if not watchdog_reason and emulator_pid is not None and not _alive(emulator_pid):
+        # cdk may notice the dead endpoint before the watchdog does: say what really happened.
+        watchdog_reason.append(
+            f"the emulator (pid {emulator_pid}) died during the deploy; its log: {state.log_file}"
+        )
     if watchdog_reason:
         raise LocalModeError(watchdog_reason[0])
     return code, lines

@@ -159,3 +159,58 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert str(port) in result.stderr
     assert "--port" in result.stderr
     assert wait_until_gone(state) == []
+
+
+def test_a_missing_local_extra_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from cdk_sagemaker_rl.local import cli
+
+    real_find_spec = importlib.util.find_spec
+
+    def without_rl_toolkit(name: str, *args: object) -> object:
+        return None if name == "stable_baselines3" else real_find_spec(name, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cli.importlib.util, "find_spec", without_rl_toolkit)
+    code = cli.main(["deploy", "--state-dir", str(tmp_path / "state"), "--port", str(free_port())])
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "stable_baselines3" in error
+    assert "pip install -e '.[local]'" in error
+    assert processes_using(tmp_path / "state") == []
+
+
+def test_an_emulator_that_dies_mid_deploy_fails_the_deploy_clearly(tmp_path: Path) -> None:
+    import signal
+
+    state, port = tmp_path / "state", free_port()
+    env = {**os.environ, "JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION": "1"}
+    deploy = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cdk_sagemaker_rl.local",
+            "deploy",
+            "--state-dir",
+            str(state),
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert deploy.stdout is not None
+    for line in deploy.stdout:  # wait until the emulator is up and cdk talks to it
+        if "bootstrapping" in line:
+            break
+    pid_file = state / "emulator" / "emulator.pid"
+    os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+    _, err = deploy.communicate(timeout=180)
+    assert deploy.returncode == 1
+    assert "died during the deploy" in err
+    assert wait_until_gone(state) == []
