@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Acknowledgment, Aws, Stack, Token, Validations
+from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
 from .errors import invalid
@@ -90,3 +91,22 @@ def acknowledge_compliance(scope: IConstruct, rule: str, reason: str) -> None:
     """Acknowledge one rule of the HIPAA Security and NIST 800-53 R5 packs on ``scope``."""
     for pack in COMPLIANCE_PACKS:
         acknowledge(scope, f"{pack}::{pack}-{rule}", reason)
+
+
+def pass_role_to_sagemaker(sid: str, role_arn: str) -> iam.PolicyStatement:
+    """iam:PassRole of one role, and only to SageMaker (what a CreateTrainingJob/Model needs)."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["iam:PassRole"],
+        resources=[role_arn],
+        conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+    )
+
+
+def sync_events_rule(sid: str, stack: Stack, rule_name: str) -> iam.PolicyStatement:
+    """The EventBridge rule Step Functions manages for a ``.sync`` integration, and nothing else."""
+    return iam.PolicyStatement(
+        sid=sid,
+        actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+        resources=[stack.format_arn(service="events", resource="rule", resource_name=rule_name)],
+    )

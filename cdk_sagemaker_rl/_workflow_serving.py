@@ -44,7 +44,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from ._functions import bundled_function
-from ._iam import acknowledge_wildcard
+from ._iam import acknowledge_wildcard, pass_role_to_sagemaker, sync_events_rule
 from .errors import ValidationError
 
 #: SageMaker's endpoint name rule (CreateEndpoint EndpointName).
@@ -427,16 +427,8 @@ class ServingWorkflow(Construct):
                 actions=["states:DescribeExecution", "states:StopExecution"],
                 resources=[training_executions],
             ),
-            iam.PolicyStatement(
-                sid="SyncNestedExecutions",
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[
-                    stack.format_arn(
-                        service="events",
-                        resource="rule",
-                        resource_name="StepFunctionsGetEventsForStepFunctionsExecutionRule",
-                    )
-                ],
+            sync_events_rule(
+                "SyncNestedExecutions", stack, "StepFunctionsGetEventsForStepFunctionsExecutionRule"
             ),
             iam.PolicyStatement(
                 sid="CreateModels",
@@ -463,12 +455,7 @@ class ServingWorkflow(Construct):
                 ],
                 resources=[self.endpoint_arn],
             ),
-            iam.PolicyStatement(
-                sid="PassModelRole",
-                actions=["iam:PassRole"],
-                resources=[model_role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            ),
+            pass_role_to_sagemaker("PassModelRole", model_role.role_arn),
         ]
         if self._kms_key_arn is not None:
             statements.append(

@@ -44,6 +44,8 @@ from ._iam import (
     acknowledge_compliance,
     acknowledge_wildcard,
     parse_s3_uri,
+    pass_role_to_sagemaker,
+    sync_events_rule,
 )
 from .errors import ValidationError, invalid
 from .images import BoundImage, ContainerImage, RLFramework, RLToolkit
@@ -1164,25 +1166,10 @@ class RLEstimator(Construct):
                 resources=[self.training_job_arn_pattern],
             )
         )
+        machine.add_to_role_policy(pass_role_to_sagemaker("PassExecutionRole", self.role.role_arn))
         machine.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="PassExecutionRole",
-                actions=["iam:PassRole"],
-                resources=[self.role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
-            )
-        )
-        machine.add_to_role_policy(
-            iam.PolicyStatement(
-                sid="SyncTrainingJobEvents",
-                actions=["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-                resources=[
-                    stack.format_arn(
-                        service="events",
-                        resource="rule",
-                        resource_name="StepFunctionsGetEventsForSageMakerTrainingJobsRule",
-                    )
-                ],
+            sync_events_rule(
+                "SyncTrainingJobEvents", stack, "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
             )
         )
         acknowledge_wildcard(
