@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aws_cdk import Aws, CfnOutput, Duration, Stack, Token
+from aws_cdk import Aws, CfnOutput, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -130,7 +130,6 @@ class RLEndpoint(Construct):
         construct_id: str,
         *,
         model_data_url: str,
-        model_data_bucket_arn: str,
         model_data_object_arn: str,
         plan: ServingPlan,
         instance_type: str,
@@ -314,8 +313,6 @@ class RLEndpoint(Construct):
         CfnOutput(self, "PredictFunctionName", value=self.predict_function.function_name)
         CfnOutput(self, "PredictFunctionArn", value=self.predict_function.function_arn)
         CfnOutput(self, "ModelDataUrl", value=model_data_url)
-        if not Token.is_unresolved(model_data_bucket_arn):
-            self.model_data_bucket_arn = model_data_bucket_arn
 
     # ------------------------------------------------------------------ the two ways to serve
     def _serve_with_cloudformation(

@@ -495,7 +495,6 @@ class RLEstimator(Construct):
             self,
             "Serving",
             model_data_url=self.training_run.model_data_url,
-            model_data_bucket_arn=self.output_location.bucket_arn,
             model_data_object_arn=self.training_run.model_data_object_arn,
             plan=plan,
             instance_type=instance_type,
@@ -538,7 +537,6 @@ class RLEstimator(Construct):
             self,
             "Serving",
             model_data_url=self.training_run.model_data_url,
-            model_data_bucket_arn=out.bucket_arn,
             model_data_object_arn=trained_models,
             plan=plan,
             instance_type=instance_type,
@@ -1338,8 +1336,6 @@ class AttachedTrainingJob(Construct):
             self,
             "Serving",
             model_data_url=self.model_data_url,
-            model_data_bucket_arn=f"arn:{Aws.PARTITION}:s3:::"
-            + Fn.select(2, Fn.split("/", self.model_data_url)),
             model_data_object_arn=f"arn:{Aws.PARTITION}:s3:::"
             + Fn.select(1, Fn.split("s3://", self.model_data_url)),
             plan=plan,
