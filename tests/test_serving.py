@@ -6,6 +6,7 @@ from typing import Any
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
@@ -165,3 +166,54 @@ def test_fit_without_wait_has_no_wait_condition() -> None:
     (run,) = template.find_resources("Custom::RLTrainingRun").values()
     assert "WaitHandleUrl" not in run["Properties"]
     assert not any("TrainingLogs" in name for name in template.to_json()["Outputs"])
+
+
+@pytest.mark.parametrize(
+    ("region", "host"),
+    [
+        ("us-west-2", "https://console.aws.amazon.com/"),
+        ("cn-north-1", "https://console.amazonaws.cn/"),
+        ("us-gov-west-1", "https://console.amazonaws-us-gov.com/"),
+    ],
+)
+def test_training_logs_console_link_uses_the_partitions_console(region: str, host: str) -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Logs", env=cdk.Environment(account="111122223333", region=region))
+    RLEstimator(stack, "Estimator", **PYTORCH).fit()
+    outputs = Template.from_stack(stack).to_json()["Outputs"]
+    (link,) = [v["Value"] for k, v in outputs.items() if "TrainingLogsConsole" in k]
+    assert render(link).startswith(host)
+
+
+def test_environment_agnostic_console_link_looks_the_host_up_by_partition() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Agnostic")
+    RLEstimator(stack, "Estimator", **PYTORCH).fit()
+    template = Template.from_stack(stack).to_json()
+    assert template["Mappings"]["ConsoleHosts"]["aws-cn"] == {"host": "console.amazonaws.cn"}
+    (link,) = [v["Value"] for k, v in template["Outputs"].items() if "TrainingLogsConsole" in k]
+    assert {"Fn::FindInMap": ["ConsoleHosts", {"Ref": "AWS::Partition"}, "host"]} in (
+        link["Fn::Join"][1]
+    )
+
+
+def test_the_model_role_can_decrypt_an_encrypted_model_artifact() -> None:
+    app = cdk.App()
+    stack = cdk.Stack(app, "Kms", env=ENV)
+    key = kms.Key(stack, "Key", enable_key_rotation=True)
+    estimator = RLEstimator(stack, "Estimator", output_kms_key=key, **PYTORCH)
+    estimator.fit()
+    estimator.deploy(instance_type="ml.m5.large", entry_point="inference.py")
+    template = Template.from_stack(stack)
+    (key_id,) = template.find_resources("AWS::KMS::Key").keys()
+    statements = [
+        statement
+        for policy in template.find_resources("AWS::IAM::Policy").values()
+        if any("EstimatorServingRole" in r["Ref"] for r in policy["Properties"]["Roles"])
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert {
+        "Action": "kms:Decrypt",
+        "Effect": "Allow",
+        "Resource": {"Fn::GetAtt": [key_id, "Arn"]},
+    } in statements
