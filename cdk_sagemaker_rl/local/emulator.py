@@ -10,7 +10,9 @@ the plugins in :mod:`._plugins` close the gaps (see their docstrings):
 - CloudFormation-created state machines execute, and ``sagemaker:createTrainingJob.sync`` is
   create + poll, stoppable (``_plugins.stepfunctions``);
 - training jobs run through ``training_runner`` and endpoints are served by ``model_server``,
-  with InvokeEndpoint forwarded to them (``_plugins.sagemaker``).
+  with InvokeEndpoint forwarded to them (``_plugins.sagemaker``);
+- with ``MOTO_ENABLE_RECORDING``, moto's request recorder writes one whole line per request
+  however many threads serve requests at once (``_plugins.recording``).
 
 Run it as a process::
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import iam_audit
 import pytest
@@ -30,6 +35,7 @@ from iam_audit import (
 
 from cdk_sagemaker_rl.local._plugins.lambda_exec import app_id_for
 
+ROOT = Path(__file__).resolve().parents[2]
 REGION, ACCOUNT = "us-east-1", "123456789012"
 PREDICT_FUNCTION = "RLCartPole-dev-CartPoleServingPredictFunctionD2798DFF-QG7R7MKOLM0R"
 PREDICT_ROLE = f"arn:aws:iam::{ACCOUNT}:role/RLCartPole-dev-PredictFunctionRole-AAAA"
@@ -440,6 +446,51 @@ def test_a_recording_line_is_parsed_as_moto_writes_it() -> None:
     assert parsed == request
     assert parsed.app_id == app_id_for(PREDICT_FUNCTION)
     assert parsed.access_key == "testing"
+
+
+# Records requests with moto's own recorder, as the emulator does (its plugin installed), from
+# several threads: the emulator serves requests on many. Bodies of 20 kB outgrow moto's 8 KiB
+# text buffer, which is what used to split a line in two writes.
+CONCURRENT_RECORDER = """
+import os, sys, threading
+from types import SimpleNamespace
+from moto.moto_api._internal.recorder.models import Recorder
+from cdk_sagemaker_rl.local._plugins import recording
+
+recording.install()
+recorder = Recorder()  # reads MOTO_ENABLE_RECORDING and MOTO_RECORDER_FILEPATH
+writer = sys.argv[1]
+
+def record(thread):
+    for i in range(25):
+        path = f"/{writer}/{thread}/{i}"
+        request = SimpleNamespace(
+            headers={"Content-Type": "application/octet-stream"}, method="PUT",
+            raw_path=path, raw_url="http://localhost" + path,
+        )
+        recorder._record_request(request, body=bytes(20_000 if i % 2 else 100))
+
+threads = [threading.Thread(target=record, args=(t,)) for t in range(6)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+"""
+
+
+def test_concurrent_writers_record_one_whole_request_per_line(tmp_path: Path) -> None:
+    recording = tmp_path / "requests.jsonl"
+    env = {**os.environ, **iam_audit.recording_environment(recording)}
+    writers = [  # two processes, as two emulators recording into one file would be
+        subprocess.Popen([sys.executable, "-c", CONCURRENT_RECORDER, name], env=env, cwd=ROOT)
+        for name in ("a", "b")
+    ]
+    assert [writer.wait(120) for writer in writers] == [0, 0]
+    requests = parse_recording(recording.read_text())  # raises on a line with two objects
+    expected = [f"/{w}/{t}/{i}" for w in ("a", "b") for t in range(6) for i in range(25)]
+    assert sorted(urlsplit(r.url).path for r in requests) == sorted(expected)
+    assert {len(r.body) for r in requests} == {100, 20_000}
+    assert "\n\n" not in recording.read_text()
 
 
 def test_sibling_names_another_resource_of_the_same_kind() -> None:

@@ -5,7 +5,7 @@ Each plugin patches one service in this process only; :func:`install_all` applie
 
 from __future__ import annotations
 
-from . import cloudformation, lambda_exec, sagemaker, stepfunctions
+from . import cloudformation, lambda_exec, recording, sagemaker, stepfunctions
 
 __all__ = ["install_all"]
 
@@ -16,3 +16,4 @@ def install_all() -> None:
     cloudformation.install()
     stepfunctions.install()
     sagemaker.install()
+    recording.install()
