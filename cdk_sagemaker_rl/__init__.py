@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .errors import ValidationError as ValidationError
+    from .estimator import RLEstimator as RLEstimator
     from .images import BoundImage as BoundImage
     from .images import ContainerImage as ContainerImage
     from .images import Processor as Processor
@@ -22,24 +23,35 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .images import RLToolkit as RLToolkit
     from .serving import RLEndpoint as RLEndpoint
     from .serving import ServingPlan as ServingPlan
-    from .training import AttachedTrainingJob as AttachedTrainingJob
+    from .source import TrainingSource as TrainingSource
     from .training import InputMode as InputMode
-    from .training import RLEstimator as RLEstimator
+    from .training import RLTrainingStep as RLTrainingStep
+    from .training import TrainingConfig as TrainingConfig
+    from .training import TrainingJobParts as TrainingJobParts
+    from .training import TrainingNetwork as TrainingNetwork
     from .training import encode_hyperparameters as encode_hyperparameters
+    from .training import training_network as training_network
+    from .training.attach import AttachedTrainingJob as AttachedTrainingJob
 
 _EXPORTS = {
-    "AttachedTrainingJob": "training",
+    "AttachedTrainingJob": "training.attach",
     "BoundImage": "images",
     "ContainerImage": "images",
     "InputMode": "training",
     "Processor": "images",
     "RLEndpoint": "serving",
-    "RLEstimator": "training",
+    "RLEstimator": "estimator",
     "RLFramework": "images",
     "RLToolkit": "images",
+    "RLTrainingStep": "training",
     "ServingPlan": "serving",
+    "TrainingConfig": "training",
+    "TrainingJobParts": "training",
+    "TrainingNetwork": "training",
+    "TrainingSource": "source",
     "ValidationError": "errors",
     "encode_hyperparameters": "training",
+    "training_network": "training",
 }
 
 __all__ = [
@@ -52,9 +64,15 @@ __all__ = [
     "RLEstimator",
     "RLFramework",
     "RLToolkit",
+    "RLTrainingStep",
     "ServingPlan",
+    "TrainingConfig",
+    "TrainingJobParts",
+    "TrainingNetwork",
+    "TrainingSource",
     "ValidationError",
     "encode_hyperparameters",
+    "training_network",
 ]
 
 

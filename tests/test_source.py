@@ -20,9 +20,9 @@ from cdk_sagemaker_rl.source import (
     ARCHIVE_NAME,
     FIXED_MTIME,
     SourceBundle,
+    TrainingSource,
     build_source_bundle,
     default_cache_dir,
-    source_asset,
 )
 
 
@@ -356,7 +356,7 @@ def _synth_asset(bundle: SourceBundle, outdir: Path) -> tuple[str, bytes]:
     """Synth a one-asset stack; return the asset's S3 object key and the staged file's bytes."""
     app = cdk.App(outdir=str(outdir))
     stack = cdk.Stack(app, "Code")
-    asset = source_asset(stack, "SourceDir", bundle)
+    asset = TrainingSource(stack, "SourceDir", bundle=bundle).asset
     cdk.CfnWaitConditionHandle(stack, "Placeholder")
     cdk.CfnOutput(stack, "Uri", value=asset.s3_object_url)
     assembly = app.synth()

@@ -53,11 +53,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Protocol
 
-from aws_cdk import AssetHashType
-from aws_cdk import aws_s3_assets as s3_assets
-from constructs import Construct
-
-from cdk_sagemaker_rl.errors import invalid
+from ..errors import invalid
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -70,7 +66,6 @@ __all__ = [
     "SourceBundle",
     "build_source_bundle",
     "default_cache_dir",
-    "source_asset",
 ]
 
 ARCHIVE_NAME = "sourcedir.tar.gz"
@@ -202,21 +197,6 @@ def build_source_bundle(
     _reject_duplicates(roots)
     roots.sort(key=lambda root: root[0])
     return _write_archive(roots, program, cache_dir)
-
-
-def source_asset(scope: Construct, construct_id: str, bundle: SourceBundle) -> s3_assets.Asset:
-    """Publish the archive as a CDK file asset keyed by its compressor-independent digest.
-
-    A custom hash keeps the S3 key (and so every template that refers to it) identical across
-    machines whose zlib builds compress the same tar differently.
-    """
-    return s3_assets.Asset(
-        scope,
-        construct_id,
-        path=bundle.path,
-        asset_hash=bundle.tar_sha256,
-        asset_hash_type=AssetHashType.CUSTOM,
-    )
 
 
 def _reject_s3(argument: str, value: str) -> None:

@@ -15,12 +15,10 @@ template is synthesized.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import jsii
 from aws_cdk import (
-    ArnFormat,
     Aws,
     CfnMapping,
     CfnOutput,
@@ -29,8 +27,6 @@ from aws_cdk import (
     CustomResource,
     Duration,
     Fn,
-    IResolveContext,
-    IStringProducer,
     Lazy,
     Stack,
     Token,
@@ -39,36 +35,23 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IDependable
 
-from ._functions import bundled_function
-from ._iam import acknowledge_wildcard
-from .errors import ValidationError
+from .._arns import TRAINING_LOG_GROUP, executions
+from .._functions import bundled_function
+from .._iam import acknowledge_wildcard
+from .._lazy import Current
+from ..errors import ValidationError
 
 if TYPE_CHECKING:
-    from ._workflow_serving import ServingWorkflow
-    from .training import RLEstimator
+    from ..serving import ServingWorkflow
 
-from .training import TRAINING_LOG_GROUP, WAIT_CONDITION_LIMIT_SECONDS, WAIT_MARGIN_SECONDS
-
-
-@jsii.implements(IStringProducer)
-class _Current:
-    """A string produced at every resolution (``Lazy.uncached_string``): the value is only final
-    once ``deploy()`` may have changed the target, and an earlier resolution must not stick."""
-
-    def __init__(self, produce: Callable[[], str]) -> None:
-        self._produce = produce
-
-    def produce(self, context: IResolveContext) -> str:
-        return self._produce()
+#: A CloudFormation wait condition waits at most 12 hours; deploy-time training must fit in it.
+WAIT_CONDITION_LIMIT_SECONDS = 12 * 3600
+#: Head-room for instance provisioning, image download and model upload around MaxRuntime.
+WAIT_MARGIN_SECONDS = 30 * 60
 
 
 def _execution_arns(stack: Stack, machine: sfn.StateMachine) -> str:
-    return stack.format_arn(
-        service="states",
-        resource="execution",
-        resource_name=f"{machine.state_machine_name}:*",
-        arn_format=ArnFormat.COLON_RESOURCE_NAME,
-    )
+    return executions(stack, machine.state_machine_name)
 
 
 _STOP_REASON = (
@@ -85,16 +68,22 @@ class TrainingRun(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        estimator: RLEstimator,
+        state_machine: sfn.StateMachine,
+        job_name_base: str,
+        training_job_arns: str,
+        output_uri: str,
+        fingerprint: str,
+        job_window_seconds: int,
+        window_argument: str,
         wait: bool,
         logs: bool,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        job_window = estimator.max_wait_seconds or estimator.max_run_seconds
+        job_window = job_window_seconds
         timeout = job_window + WAIT_MARGIN_SECONDS
         if wait and timeout > WAIT_CONDITION_LIMIT_SECONDS:
-            argument = "max_wait" if estimator.max_wait_seconds else "train_max_run"
+            argument = window_argument
             raise ValidationError(
                 f"{argument}={job_window} seconds: fit(wait=True) holds the deploy in a "
                 "CloudFormation wait condition, which waits at most "
@@ -103,7 +92,6 @@ class TrainingRun(Construct):
                 f"allowed: at most {WAIT_CONDITION_LIMIT_SECONDS - WAIT_MARGIN_SECONDS} seconds. "
                 "Use fit(wait=False) for longer jobs. See README.md#training-at-deploy-time."
             )
-        fingerprint = estimator.fingerprint()
         self.fingerprint = fingerprint
         short = fingerprint[:10].upper()
 
@@ -115,25 +103,20 @@ class TrainingRun(Construct):
             description="Starts (and on rollback or delete, stops) deploy-time RL training",
             timeout=Duration.minutes(2),
         )
-        machine = estimator.state_machine
+        machine = state_machine
         #: The state machine the deploy starts: the training one, or after ``start_workflow``
         #: (fit(wait=False) + deploy()) the serving workflow.
         self.target: sfn.StateMachine = machine
         self._training_fingerprint = fingerprint
         self._stack = stack
-        execution_arns = stack.format_arn(
-            service="states",
-            resource="execution",
-            resource_name=f"{machine.state_machine_name}:*",
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
+        execution_arns = _execution_arns(stack, machine)
         target_arn: str = machine.state_machine_arn
         if wait:
             target_executions = execution_arns
         else:
-            target_arn = Lazy.uncached_string(_Current(lambda: self.target.state_machine_arn))
+            target_arn = Lazy.uncached_string(Current(lambda: self.target.state_machine_arn))
             target_executions = Lazy.uncached_string(
-                _Current(lambda: _execution_arns(stack, self.target))
+                Current(lambda: _execution_arns(stack, self.target))
             )
         # ListExecutions: the handler reuses the run a rollback's Update asks for again.
         self.function.add_to_role_policy(
@@ -150,12 +133,12 @@ class TrainingRun(Construct):
         self.function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"],
-                resources=[estimator.training_job_arn_pattern],
+                resources=[training_job_arns],
             )
         )
         for resource in (
             execution_arns,
-            estimator.training_job_arn_pattern,
+            training_job_arns,
         ):
             acknowledge_wildcard(
                 self.function.role,  # type: ignore[arg-type]
@@ -165,11 +148,11 @@ class TrainingRun(Construct):
 
         properties: dict[str, object] = {
             "StateMachineArn": target_arn,
-            "JobNameBase": estimator.job_name_base,
-            "OutputPath": estimator.output_path.rstrip("/"),
+            "JobNameBase": job_name_base,
+            "OutputPath": _without_trailing_slash(output_uri),
             # Without a wait condition, deploy() may still add the serving definition to it.
             "Fingerprint": (
-                fingerprint if wait else Lazy.uncached_string(_Current(lambda: self.fingerprint))
+                fingerprint if wait else Lazy.uncached_string(Current(lambda: self.fingerprint))
             ),
         }
         self.handle: CfnWaitConditionHandle | None = None
@@ -257,7 +240,7 @@ class TrainingRun(Construct):
         cleanup, so that on deletion it stops the running workflow before the cleanup deletes
         what the workflow created.
         """
-        if self.condition is not None:  # pragma: no cover - guarded by RLEstimator.deploy
+        if self.condition is not None:  # pragma: no cover - guarded by the estimator facade
             raise ValidationError("start_workflow() is only for fit(wait=False)")
         self.target = workflow.state_machine
         combined = f"{self._training_fingerprint}:{workflow.fingerprint()}"
@@ -302,3 +285,8 @@ def _console_host(scope: Construct) -> str:
         )
     assert isinstance(mapping, CfnMapping)
     return mapping.find_in_map(Aws.PARTITION, "host")
+
+
+def _without_trailing_slash(uri: str) -> str:
+    """The handler appends ``/<job>/output/model.tar.gz``; an opaque token is passed as is."""
+    return uri if Token.is_unresolved(uri) and not uri.endswith("/") else uri.rstrip("/")

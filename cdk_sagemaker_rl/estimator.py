@@ -1,0 +1,500 @@
+"""RLEstimator: the SageMaker SDK's RLEstimator as a CDK construct, composed of public pieces.
+
+The facade maps the seed's (and the SDK v2's) argument names onto the composable pieces and adds
+what ``cdk deploy`` needs to train and then serve:
+
+* :class:`~cdk_sagemaker_rl.source.TrainingSource` (the code) and
+  :class:`~cdk_sagemaker_rl.images.ContainerImage` (the image),
+* an artifact bucket and a least-privilege execution role (``training.artifacts``,
+  ``training.execution_role``),
+* an :class:`~cdk_sagemaker_rl.training.RLTrainingStep` in a state machine
+  (``training.state_machine``), started at deploy time by ``fit()`` (``training.deploy_time``),
+* an :class:`~cdk_sagemaker_rl.serving.RLEndpoint` from ``deploy()``.
+
+Every piece is created directly under the estimator, so construct ids (and the logical ids that
+follow from them) are the same as when this was one class.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aws_cdk import Annotations, Duration, Size, Stack, Token
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from constructs import Construct, IDependable
+
+from ._kms import kms_key
+from ._limits import limits
+from ._naming import job_name_base
+from ._s3 import S3Location, parse_s3_uri, s3_location
+from ._signature import named_options
+from .errors import ValidationError, invalid
+from .images import ContainerImage, RLFramework, RLToolkit
+from .serving import RLEndpoint, ServingPlan, WorkflowTarget, serving_plan
+from .source import TrainingSource
+from .training import arguments
+from .training.artifacts import LOG_DELIVERY_BY_POLICY
+from .training.artifacts import artifact_bucket as create_artifact_bucket
+from .training.attach import AttachedTrainingJob, acknowledge_construct_policies, image_choice
+from .training.config import DEFAULT_CONTAINER_LOG_LEVEL, InputMode, TrainingConfig
+from .training.deploy_time import WAIT_CONDITION_LIMIT_SECONDS, WAIT_MARGIN_SECONDS, TrainingRun
+from .training.execution_role import create_execution_role, grant_training, imported_role
+from .training.network import training_network
+from .training.request import TrainingJobParts, input_data_config
+from .training.state_machine import training_state_machine
+from .training.step import RLTrainingStep
+
+_DEPLOYING = "README.md#deploying"
+
+
+class RLEstimator(Construct):
+    """Train a reinforcement-learning policy on SageMaker, the way the SDK's RLEstimator did.
+
+    Arguments keep the seed document's names (``train_instance_type`` ...) and accept the SDK v2
+    names as aliases (``instance_type`` ...). See README.md#argument-reference for each one.
+    """
+
+    @named_options(see="README.md#argument-reference")
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        entry_point: str,
+        toolkit: RLToolkit | str | None = None,
+        toolkit_version: str | None = None,
+        framework: RLFramework | str | None = None,
+        framework_version: str | None = None,
+        role: str | iam.IRole | None = None,
+        train_instance_type: str | None = None,
+        train_instance_count: int | None = None,
+        train_volume_size: int | Size | None = None,
+        train_max_run: int | Duration | None = None,
+        instance_type: str | None = None,
+        instance_count: int | None = None,
+        volume_size: int | Size | None = None,
+        max_run: int | Duration | None = None,
+        image_name: str | ContainerImage | None = None,
+        image_uri: str | ContainerImage | None = None,
+        source_dir: str | None = None,
+        dependencies: Sequence[str] | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        input_mode: InputMode | str = InputMode.FILE,
+        output_path: str | s3.IBucket | None = None,
+        output_prefix: str | None = None,
+        output_kms_key: str | kms.IKey | None = None,
+        job_name: str | None = None,
+        base_job_name: str | None = None,
+        metric_definitions: Sequence[Mapping[str, str]] | None = None,
+        environment: Mapping[str, str] | None = None,
+        container_log_level: int = DEFAULT_CONTAINER_LOG_LEVEL,
+        use_spot_instances: bool = False,
+        max_wait: int | Duration | None = None,
+        checkpoint_s3_uri: str | s3.IBucket | None = None,
+        checkpoint_prefix: str | None = None,
+        checkpoint_local_path: str | None = None,
+        artifact_bucket: s3.IBucket | None = None,
+        bucket_encryption_key: kms.IKey | None = None,
+        training_revision: str | None = None,
+        vpc: ec2.IVpc | None = None,
+        vpc_subnets: ec2.SubnetSelection | None = None,
+        security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+        subnets: Sequence[str] | None = None,
+        security_group_ids: Sequence[str] | None = None,
+        tags: Mapping[str, str] | Sequence[Mapping[str, str]] | None = None,
+        max_retry_attempts: int | None = None,
+        enable_network_isolation: bool = False,
+        encrypt_inter_container_traffic: bool = False,
+        debugger_hook_config: bool = True,
+        disable_profiler: bool = False,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.node.set_context(LOG_DELIVERY_BY_POLICY, True)
+        acknowledge_construct_policies(self)
+        self._stack = Stack.of(self)
+        pick = arguments.pick
+        self.config = TrainingConfig(
+            instance_type=pick(
+                "train_instance_type", train_instance_type, "instance_type", instance_type
+            ),
+            instance_count=pick(
+                "train_instance_count", train_instance_count, "instance_count", instance_count, 1
+            ),
+            volume_size=pick("train_volume_size", train_volume_size, "volume_size", volume_size),
+            max_run=pick("train_max_run", train_max_run, "max_run", max_run),
+            input_mode=input_mode,
+            hyperparameters=hyperparameters,
+            metric_definitions=metric_definitions,
+            environment=environment,
+            container_log_level=container_log_level,
+            use_spot_instances=use_spot_instances,
+            max_wait=max_wait,
+            checkpoint_local_path=checkpoint_local_path,
+            max_retry_attempts=max_retry_attempts,
+            enable_network_isolation=enable_network_isolation,
+            encrypt_inter_container_traffic=encrypt_inter_container_traffic,
+            debugger_hook_config=debugger_hook_config,
+            disable_profiler=disable_profiler,
+            tags=tags,
+        )
+        # Changing the revision retrains on the next deploy even when nothing else changed.
+        self.training_revision = training_revision
+
+        chosen = image_choice(
+            self,
+            pick("image_name", image_name, "image_uri", image_uri),
+            toolkit,
+            toolkit_version,
+            framework,
+            framework_version,
+            required=True,
+        )
+        assert chosen is not None  # required=True raises instead
+        self.image_spec: ContainerImage = chosen
+        self.image = self.image_spec.bind(self, instance_type=self.config.instance_type)
+        if job_name is not None and base_job_name is not None:
+            raise invalid("job_name", job_name, "None when base_job_name is given (one name base)")
+        self.job_name = job_name
+        self.job_name_base = job_name_base(
+            self, job_name or base_job_name, "job_name" if job_name else "base_job_name"
+        )
+        self.source = TrainingSource(
+            self,
+            "SourceCode",
+            entry_point=entry_point,
+            source_dir=source_dir,
+            dependencies=dependencies,
+        )
+        self.source_bundle = self.source.bundle
+        self.source_asset = self.source.asset
+
+        # --- storage ---------------------------------------------------------------------------
+        self.output_kms = kms_key(self, output_kms_key, "output_kms_key")
+        self.bucket_encryption_key = kms_key(self, bucket_encryption_key, "bucket_encryption_key")
+        if self.bucket_encryption_key is not None and self.bucket_encryption_key.key is None:
+            raise invalid("bucket_encryption_key", bucket_encryption_key, "an aws_kms.IKey")
+        self.bucket: s3.IBucket | None = None
+        given = s3_location(output_path, output_prefix, "output_path")
+        if given is not None:
+            if artifact_bucket is not None:
+                raise ValidationError(
+                    f"output_path={output_path!r} and artifact_bucket are two ways to name where "
+                    "artifacts go; give one. See README.md#argument-reference."
+                )
+            self.output_location = given
+            self.bucket = given.bucket
+        else:
+            self.bucket = artifact_bucket or create_artifact_bucket(
+                self, self.bucket_encryption_key.key if self.bucket_encryption_key else None
+            )
+            self.output_location = S3Location(
+                self.bucket.bucket_name, "training", bucket=self.bucket
+            )
+        #: Verbatim, as the SDK sends it (a trailing slash included).
+        self.output_path = self.output_location.uri
+        self.checkpoint_location = s3_location(
+            checkpoint_s3_uri, checkpoint_prefix, "checkpoint_s3_uri"
+        )
+        if checkpoint_local_path is not None and self.checkpoint_location is None:
+            raise invalid(
+                "checkpoint_local_path",
+                checkpoint_local_path,
+                "None unless checkpoint_s3_uri is given",
+            )
+        self.network = training_network(
+            self,
+            vpc=vpc,
+            vpc_subnets=vpc_subnets,
+            security_groups=security_groups,
+            subnets=subnets,
+            security_group_ids=security_group_ids,
+        )
+
+        # --- role, step, state machine ---------------------------------------------------------
+        self.role = imported_role(self, "ExecutionRole", role) or self._created_role()
+        region = self._stack.region
+        # As the SDK: Debugger and the profiler are on by default where SageMaker offers them.
+        # An environment-agnostic stack cannot know; it sends the default configuration.
+        supported = (
+            Token.is_unresolved(region) or region not in limits()["debugger_unsupported_regions"]
+        )
+        self.step = RLTrainingStep(
+            self,
+            "Train",
+            parts=TrainingJobParts(
+                config=self.config,
+                image=self.image,
+                role=self.role,
+                source=self.source,
+                output=self.output_location,
+                output_kms_key=self.output_kms,
+                checkpoint=self.checkpoint_location,
+                network=self.network,
+                debugger_supported=supported,
+            ),
+            job_name_base=self.job_name_base,
+        )
+        built = training_state_machine(self, self.step)
+        self.state_machine = built.state_machine
+        self.log_group = built.log_group
+        self.signal_function = built.signal_function
+        self._fitted = False
+        self._wait = True
+        self._endpoint: RLEndpoint | None = None
+
+    def _created_role(self) -> iam.Role:
+        role = create_execution_role(self, "ExecutionRole")
+        grant_training(
+            role,
+            job_name_base=self.job_name_base,
+            source=self.source,
+            output=self.output_location,
+            image=self.image,
+            keys=[self.output_kms.key if self.output_kms else None],
+            key_arns=(
+                [self.output_kms.key_arn]
+                if self.output_kms and self.output_kms.key is None and self.output_kms.key_arn
+                else []
+            ),
+            checkpoint=self.checkpoint_location,
+            network=self.network,
+        )
+        return role
+
+    # ------------------------------------------------------------------------------ public API
+    @property
+    def training_job_arn_pattern(self) -> str:
+        """ARN pattern of the jobs this estimator starts (SageMaker lowercases names in ARNs)."""
+        return self.step.training_job_arns
+
+    def grant_start_training(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Let ``grantee`` start (and so retrain) this estimator's training workflow."""
+        return self.state_machine.grant_start_execution(grantee)
+
+    def training_request(self) -> dict[str, Any]:
+        """The CreateTrainingJob request the state machine sends (for review and parity tests)."""
+        return self.step.request()
+
+    def fit(
+        self,
+        inputs: str | Mapping[str, str] | None = None,
+        wait: bool = True,
+        logs: bool = True,
+    ) -> None:
+        """Train at deploy time: ``cdk deploy`` starts the training state machine.
+
+        ``inputs`` are the channels (an S3 URI is the ``training`` channel; a dict maps channel
+        names to S3 URIs). With ``wait=True`` the stack waits (up to 12 hours) for the job before
+        creating dependents such as the endpoint; with ``wait=False`` the deploy only starts it.
+        """
+        if self._fitted:
+            raise ValidationError(
+                f"fit() was already called on {self.node.path}; one estimator trains once per "
+                "deploy. Create a second RLEstimator for a second training."
+            )
+        arguments.boolean(wait, "wait")
+        arguments.boolean(logs, "logs")
+        channels = arguments.channels(inputs)
+        self.step.add_inputs(channels)
+        self._grant_inputs(channels)
+        window = WAIT_CONDITION_LIMIT_SECONDS - WAIT_MARGIN_SECONDS
+        if wait and self.config.cap_default_max_run(window):
+            # The SDK's 24 h default cannot be waited for by a deploy; an explicit value that
+            # long is an error (in TrainingRun), the default is lowered and said so.
+            Annotations.of(self).add_info(
+                f"train_max_run defaults to {window} s (not the SDK's 86400 s) because fit(wait="
+                "True) waits for the job inside the deploy; set train_max_run to choose."
+            )
+        self._fitted = True
+        self._wait = wait
+        self.training_run = TrainingRun(
+            self,
+            "DeployTime",
+            state_machine=self.state_machine,
+            job_name_base=self.job_name_base,
+            training_job_arns=self.step.training_job_arns,
+            output_uri=self.output_path,
+            fingerprint=self.fingerprint(),
+            job_window_seconds=self.config.job_window_seconds,
+            window_argument="max_wait" if self.config.max_wait_seconds else "train_max_run",
+            wait=wait,
+            logs=logs,
+        )
+
+    @named_options(see=_DEPLOYING)
+    def deploy(
+        self,
+        instance_type: str,
+        initial_instance_count: int = 1,
+        *,
+        entry_point: str | None = None,
+        image: ContainerImage | str | None = None,
+        kms_key: kms.IKey | str | None = None,
+        variant_name: str = "AllTraffic",
+        function_url: bool = False,
+        function_url_auth_type: lambda_.FunctionUrlAuthType = lambda_.FunctionUrlAuthType.AWS_IAM,
+        allow_unauthenticated_function_url: bool = False,
+        depends_on: IDependable | None = None,
+    ) -> RLEndpoint:
+        """Serve the trained policy: SageMaker model, endpoint config, endpoint, predict Lambda.
+
+        After ``fit(wait=True)`` they are CloudFormation resources created once the training has
+        completed. After ``fit(wait=False)`` the model does not exist during the deploy, so the
+        deploy starts a workflow that trains and then creates the model and endpoint config and
+        creates or updates the endpoint (its name is fixed at synth time); see
+        README.md#deploying for what is not available then.
+        """
+        if not self._fitted:
+            raise ValidationError(
+                f"deploy() on {self.node.path} needs a model: call fit() first (or use "
+                "RLEstimator.attach(...) for an existing training job). See README.md#deploying."
+            )
+        if self._endpoint is not None:
+            raise ValidationError(
+                f"deploy() was already called on {self.node.path}: one estimator serves one "
+                f"endpoint ({self._endpoint.node.path}); use that RLEndpoint (grant_invoke, "
+                "predict_function), or create a second RLEstimator for a second endpoint. "
+                "See README.md#deploying."
+            )
+        plan = serving_plan(
+            self.image_spec,
+            self.image,
+            image,
+            program=self.source.entry_point,
+            submit_directory=self.source.s3_url,
+            container_log_level=self.config.container_log_level,
+        )
+        options: dict[str, Any] = {
+            "entry_point": entry_point,
+            "kms_key": kms_key,
+            # The serving role must decrypt the artifact the training wrote with these keys.
+            "model_kms_key": self._artifact_key(),
+            "variant_name": variant_name,
+            "function_url": function_url,
+            "function_url_auth_type": function_url_auth_type,
+            "allow_unauthenticated_function_url": allow_unauthenticated_function_url,
+        }
+        if not self._wait:
+            self._endpoint = self._deploy_with_workflow(
+                plan, instance_type, initial_instance_count, depends_on, options
+            )
+            return self._endpoint
+        self._endpoint = RLEndpoint(
+            self,
+            "Serving",
+            model_data_url=self.training_run.model_data_url,
+            model_data_object_arn=self.training_run.model_data_object_arn,
+            plan=plan,
+            instance_type=instance_type,
+            initial_instance_count=initial_instance_count,
+            depends_on=depends_on or self.training_run.completion,
+            **options,
+        )
+        return self._endpoint
+
+    def _deploy_with_workflow(
+        self,
+        plan: ServingPlan,
+        instance_type: str,
+        initial_instance_count: int,
+        depends_on: IDependable | None,
+        options: dict[str, Any],
+    ) -> RLEndpoint:
+        """``fit(wait=False)`` + ``deploy()``: the deploy-time run starts TrainAndServe instead."""
+        if depends_on is not None:
+            raise invalid(
+                "depends_on",
+                depends_on,
+                "nothing with fit(wait=False): the endpoint is created after the deploy, so no "
+                "CloudFormation resource can wait for it (or be waited for by it)",
+                see=_DEPLOYING,
+            )
+        trained_models = self.output_location.objects_arn(
+            f"{self.job_name_base}-*/output/model.tar.gz"
+        )
+        endpoint = RLEndpoint(
+            self,
+            "Serving",
+            model_data_url=self.training_run.model_data_url,
+            model_data_object_arn=trained_models,
+            plan=plan,
+            instance_type=instance_type,
+            initial_instance_count=initial_instance_count,
+            workflow=WorkflowTarget(
+                training_machine=self.state_machine, name_base=self.job_name_base
+            ),
+            **options,
+        )
+        if endpoint.workflow is None:  # pragma: no cover - RLEndpoint builds it for a target
+            raise ValidationError(f"{endpoint.node.path} has no serving workflow")
+        self.training_run.start_workflow(endpoint.workflow, depends_on=[endpoint.role])
+        return endpoint
+
+    @classmethod
+    def attach(
+        cls,
+        scope: Construct,
+        construct_id: str,
+        *,
+        training_job_name: str,
+        image: ContainerImage | str | None = None,
+        toolkit: RLToolkit | str | None = None,
+        toolkit_version: str | None = None,
+        framework: RLFramework | str | None = None,
+        framework_version: str | None = None,
+    ) -> AttachedTrainingJob:
+        """Bind to an existing training job so ``deploy()`` serves its model (seed ``attach``)."""
+        return AttachedTrainingJob(
+            scope,
+            construct_id,
+            training_job_name=training_job_name,
+            image=image,
+            toolkit=toolkit,
+            toolkit_version=toolkit_version,
+            framework=framework,
+            framework_version=framework_version,
+        )
+
+    # ------------------------------------------------------------------------------ internals
+    def fingerprint(self) -> str:
+        """A hash of everything that defines the training; any change means a new training job."""
+        resolved = self._stack.resolve(
+            {
+                "request": self.step.request(),
+                "inputs": input_data_config(self.step.parts, self.step.inputs),
+                "source": self.source.bundle.tar_sha256,
+                "revision": self.training_revision,
+            }
+        )
+        text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def _grant_inputs(self, channels: Mapping[str, str]) -> None:
+        if not isinstance(self.role, iam.Role):
+            return
+        for name, uri in channels.items():
+            location = parse_s3_uri(uri, f"inputs[{name!r}]")
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["s3:GetObject"], resources=[location.objects_arn()])
+            )
+            self.role.add_to_policy(
+                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[location.bucket_arn])
+            )
+
+    def _artifact_key(self) -> kms.IKey | None:
+        """The key that encrypts model.tar.gz: output_kms_key, else the bucket's own key."""
+        if self.output_kms is not None:
+            if self.output_kms.key is not None:
+                return self.output_kms.key
+            if self.output_kms.key_arn is not None and not Token.is_unresolved(
+                self.output_kms.key_arn
+            ):
+                return kms.Key.from_key_arn(self, "OutputKey", self.output_kms.key_arn)
+        return self.output_location.encryption_key
