@@ -253,9 +253,23 @@ class TrainingRun(Construct):
         self.resource.node.add_dependency(workflow.cleanup, *depends_on)
 
 
+#: CloudFormation's limit on a logical id.
+MAX_LOGICAL_ID = 255
+#: CDK ends every logical id with an 8-character hash of the construct path.
+_PATH_HASH_LENGTH = 8
+
+
 def _logical_id(element: CfnWaitConditionHandle | CfnWaitCondition, suffix: str) -> str:
-    base = Stack.of(element).resolve(element.logical_id)
-    return f"{str(base)[:200]}{suffix}"
+    """The element's logical id plus ``suffix``, within 255 characters.
+
+    On a long construct path only the readable head is cut: the path hash CDK puts at the end
+    stays, so the handle and the condition (and any two constructs) keep distinct ids.
+    """
+    base = str(Stack.of(element).resolve(element.logical_id))
+    room = MAX_LOGICAL_ID - len(suffix)
+    if len(base) > room:
+        base = base[: room - _PATH_HASH_LENGTH] + base[-_PATH_HASH_LENGTH:]
+    return f"{base}{suffix}"
 
 
 #: The AWS console's host per partition (the link in the TrainingLogsConsole output).
