@@ -14,6 +14,8 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # the names as type checkers and IDEs see them
+    from ._s3 import S3Location as S3Location
+    from ._s3 import s3_location as s3_location
     from .errors import ValidationError as ValidationError
     from .estimator import RLEstimator as RLEstimator
     from .images import BoundImage as BoundImage
@@ -43,6 +45,7 @@ _EXPORTS = {
     "RLEstimator": "estimator",
     "RLFramework": "images",
     "RLToolkit": "images",
+    "S3Location": "_s3",
     "RLTrainingStep": "training",
     "ServingPlan": "serving",
     "TrainingConfig": "training",
@@ -51,6 +54,7 @@ _EXPORTS = {
     "TrainingSource": "source",
     "ValidationError": "errors",
     "encode_hyperparameters": "training",
+    "s3_location": "_s3",
     "training_network": "training",
 }
 
@@ -64,6 +68,7 @@ __all__ = [
     "RLEstimator",
     "RLFramework",
     "RLToolkit",
+    "S3Location",
     "RLTrainingStep",
     "ServingPlan",
     "TrainingConfig",
@@ -72,6 +77,7 @@ __all__ = [
     "TrainingSource",
     "ValidationError",
     "encode_hyperparameters",
+    "s3_location",
     "training_network",
 ]
 
