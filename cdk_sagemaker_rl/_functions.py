@@ -7,7 +7,6 @@ retention, so that cdk-nag's Lambda rules and a reviewer's expectations are met 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
@@ -15,10 +14,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from ._handlers import handler_root
 from ._iam import acknowledge_compliance, acknowledge_wildcard
-
-#: The folder holding the function code shipped with the library (``lambda/`` at the repo root).
-LAMBDA_ROOT = Path(__file__).resolve().parent.parent / "lambda"
 
 #: The latest Python runtime the pinned aws-cdk-lib knows; the handlers use only the stdlib + boto3.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
@@ -26,7 +23,7 @@ RUNTIME = lambda_.Runtime.PYTHON_3_14
 
 def code_for(folder: str) -> lambda_.AssetCode:
     """The code of one bundled folder; CDK stages identical folders once, keyed by content hash."""
-    path = LAMBDA_ROOT / folder
+    path = handler_root() / folder
     if not path.is_dir():  # pragma: no cover - packaging error, not user input
         raise FileNotFoundError(f"bundled Lambda code missing: {path}")
     return lambda_.Code.from_asset(str(path), exclude=["__pycache__", "*.pyc", ".mypy_cache"])
