@@ -11,6 +11,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Match, Template
 
 from cdk_sagemaker_rl import ContainerImage, RLEstimator, RLFramework, RLToolkit, ValidationError
+from cdk_sagemaker_rl.images import rl_image_specs
+from cdk_sagemaker_rl.serving import serving_plan
 from tests.test_training import ENV, EXAMPLE, render
 
 PYTORCH = {
@@ -217,3 +219,42 @@ def test_the_model_role_can_decrypt_an_encrypted_model_artifact() -> None:
         "Effect": "Allow",
         "Resource": {"Fn::GetAtt": [key_id, "Arn"]},
     } in statements
+
+
+def test_ray_pytorch_is_served_by_the_inference_image_of_its_torch_version(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Once the catalogue has an inference image for the torch of a Ray image, it serves it."""
+    inference = ContainerImage.pytorch_inference("2.6")
+    asked: list[str] = []
+
+    def pytorch_inference(version: str, py_version: str | None = None) -> ContainerImage:
+        asked.append(version)
+        return inference
+
+    monkeypatch.setattr(ContainerImage, "pytorch_inference", staticmethod(pytorch_inference))
+    training = ContainerImage.rl("ray", "1.6.0", "pytorch")
+    stack = cdk.Stack(cdk.App(), "Ray", env=ENV)
+    plan = serving_plan(training, training.bind(stack, instance_type="ml.c5.2xlarge"), None)
+    assert (plan.kind, plan.image, plan.needs_entry_point) == ("pytorch", inference, True)
+    assert asked == ["1.8.1"]
+
+
+def test_the_serving_plan_serves_what_serving_image_chooses() -> None:
+    """One serving-image choice: deploy() and ContainerImage.serving_image() never disagree."""
+    stack = cdk.Stack(cdk.App(), "Every", env=ENV)
+    trainings = [
+        ContainerImage.rl(s.toolkit, s.toolkit_version, s.framework, s.framework_version)
+        for s in rl_image_specs()
+    ]
+    trainings += [ContainerImage.pytorch_training(v) for v in ("2.4", "2.5.1", "2.6", "2.8")]
+    trainings.append(ContainerImage.from_uri("111122223333.dkr.ecr.us-west-2.amazonaws.com/x:1"))
+    for training in trainings:
+        bound = training.bind(stack, instance_type="ml.c5.2xlarge")
+        try:
+            expected = repr(training.serving_image())
+        except ValidationError:
+            with pytest.raises(ValidationError, match=r"See README.md#deploying\.$"):
+                serving_plan(training, bound, None)
+            continue
+        assert repr(serving_plan(training, bound, None).image) == expected, training

@@ -1,0 +1,76 @@
+"""Model, endpoint config and endpoint as CloudFormation resources: when the model exists at deploy.
+
+After ``fit(wait=True)`` (or for an attached job, or a given artifact) the ``model.tar.gz`` exists
+while CloudFormation runs, so the three SageMaker resources are ordinary template resources. Model
+and config names are left to CloudFormation, so a new model replaces them; the endpoint is updated
+in place to the new config, so its name survives retraining.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct, IDependable
+
+from .._kms import KmsKeyRef
+
+
+@dataclass(frozen=True)
+class HostingResources:
+    """The three resources; ``Ref`` of ``AWS::SageMaker::Endpoint`` is its ARN."""
+
+    model: sagemaker.CfnModel
+    endpoint_config: sagemaker.CfnEndpointConfig
+    endpoint: sagemaker.CfnEndpoint
+
+
+def hosting_resources(
+    scope: Construct,
+    *,
+    role: iam.Role,
+    model_data_url: str,
+    image_uri: str,
+    environment: dict[str, str],
+    instance_type: str,
+    initial_instance_count: int,
+    variant_name: str,
+    kms_key: KmsKeyRef | None,
+    depends_on: IDependable | None,
+) -> HostingResources:
+    """``Model``, ``EndpointConfig`` and ``Endpoint`` in ``scope``, served under ``role``."""
+    container: dict[str, Any] = {"image": image_uri, "modelDataUrl": model_data_url}
+    if environment:
+        container["environment"] = environment
+    model = sagemaker.CfnModel(
+        scope,
+        "Model",
+        execution_role_arn=role.role_arn,
+        primary_container=container,
+    )
+    # The model must not be created before its role may read the artifact.
+    model.node.add_dependency(role.node.find_child("DefaultPolicy"))
+    if depends_on is not None:
+        model.node.add_dependency(depends_on)
+    endpoint_config = sagemaker.CfnEndpointConfig(
+        scope,
+        "EndpointConfig",
+        production_variants=[
+            sagemaker.CfnEndpointConfig.ProductionVariantProperty(
+                model_name=model.attr_model_name,
+                variant_name=variant_name,
+                initial_instance_count=initial_instance_count,
+                instance_type=instance_type,
+                initial_variant_weight=1.0,
+            )
+        ],
+        kms_key_id=kms_key.request_value if kms_key is not None else None,
+    )
+    endpoint = sagemaker.CfnEndpoint(
+        scope,
+        "Endpoint",
+        endpoint_config_name=endpoint_config.attr_endpoint_config_name,
+    )
+    return HostingResources(model, endpoint_config, endpoint)

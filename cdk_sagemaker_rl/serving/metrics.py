@@ -1,0 +1,68 @@
+"""CloudWatch metrics of one endpoint variant, for alarms and dashboards.
+
+SageMaker publishes its invocation metrics per endpoint *and* variant (``AWS/SageMaker``,
+dimensions ``EndpointName`` + ``VariantName``); a metric with only one of the two dimensions
+matches nothing, which is an alarm that never fires. These helpers always set both.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+
+from ..errors import invalid
+
+#: Where SageMaker publishes endpoint invocation metrics.
+NAMESPACE = "AWS/SageMaker"
+_SEE = "https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html"
+
+
+class MetricOptions(TypedDict, total=False):
+    """``aws_cloudwatch.MetricOptions`` as keyword arguments."""
+
+    account: str
+    color: str
+    dimensions_map: dict[str, str]
+    id: str
+    label: str
+    period: Duration
+    region: str
+    stack_account: str
+    stack_region: str
+    statistic: str
+    unit: cloudwatch.Unit
+    visible: bool
+
+
+def variant_metric(
+    endpoint_name: str,
+    variant_name: str,
+    metric_name: str,
+    options: MetricOptions,
+    *,
+    statistic: str | None = None,
+) -> cloudwatch.Metric:
+    """``metric_name`` of one variant; ``statistic`` is the default when options give none.
+
+    Unknown options are refused with the list of known ones (a typo would otherwise surface as a
+    TypeError from jsii); ``dimensions_map`` adds dimensions to, or overrides, ours.
+    """
+    unknown = sorted(set(options) - set(MetricOptions.__annotations__))
+    if unknown:
+        raise invalid("metric option", unknown[0], sorted(MetricOptions.__annotations__), see=_SEE)
+    given = dict(options)
+    dimensions = {
+        "EndpointName": endpoint_name,
+        "VariantName": variant_name,
+        **(given.pop("dimensions_map", None) or {}),  # type: ignore[dict-item]
+    }
+    if statistic is not None:
+        given.setdefault("statistic", statistic)
+    return cloudwatch.Metric(
+        namespace=NAMESPACE,
+        metric_name=metric_name,
+        dimensions_map=dimensions,
+        **given,  # type: ignore[arg-type]
+    )
