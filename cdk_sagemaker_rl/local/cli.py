@@ -98,6 +98,8 @@ class State:
         self.outputs = self.root / "outputs.json"
         self.lock_file = self.root / "deploy.lock"
         self.cdk_out = self.root / "cdk.out"
+        #: Where the CLI runs when it needs no app (no cdk.json there).
+        self.no_app_dir = self.root / "cdk-no-app"
 
     @property
     def pid_file(self) -> Path:
@@ -253,27 +255,42 @@ def cdk_command(*args: str) -> list[str]:
     return [str(cdk), *args]
 
 
+#: ``run_cdk``'s default app: the reference app, synthesized by the CLI.
+SYNTHESIZE = "synthesize"
+
+
 def run_cdk(
-    state: State, args: Sequence[str], *, emulator_pid: int | None, show: bool = True
+    state: State,
+    args: Sequence[str],
+    *,
+    emulator_pid: int | None,
+    show: bool = True,
+    app: str | None = SYNTHESIZE,
 ) -> tuple[int, list[str]]:
-    """Run the CLI against the emulator, streaming its output and the training log."""
+    """Run the CLI against the emulator, streaming its output and the training log.
+
+    ``app`` is :data:`SYNTHESIZE` (the reference app, synthesized into ``state.cdk_out``), a cloud
+    assembly directory to read instead of synthesizing, or None for no app at all: the CLI then
+    runs outside the project, where no ``cdk.json`` names one (``cdk bootstrap`` of an explicit
+    environment synthesizes the app only to look for more environments).
+    """
     env = aws_env(state.port)
-    command = cdk_command(
-        *args,
-        "--app",
-        f"{sys.executable} app.py",
-        "--output",
-        str(state.cdk_out),
-        "--context",
-        "target=local",
-        "--context",
-        "environment=dev",
-        "--no-notices",
-        "--no-version-reporting",
-    )
+    cwd = ROOT
+    if app == SYNTHESIZE:
+        options = [
+            *("--app", f"{sys.executable} app.py", "--output", str(state.cdk_out)),
+            *("--context", "target=local", "--context", "environment=dev"),
+        ]
+    elif app is not None:
+        options = ["--app", app]
+    else:
+        options = []
+        cwd = state.no_app_dir
+        cwd.mkdir(parents=True, exist_ok=True)
+    command = cdk_command(*args, *options, "--no-notices", "--no-version-reporting")
     process = subprocess.Popen(
         command,
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -403,7 +420,11 @@ def deploy(
         pid = start_emulator(state)
         _say(f"bootstrapping aws://{ACCOUNT}/{REGION} in the emulator")
         code, lines = run_cdk(
-            state, ["bootstrap", f"aws://{ACCOUNT}/{REGION}"], emulator_pid=pid, show=False
+            state,
+            ["bootstrap", f"aws://{ACCOUNT}/{REGION}"],
+            emulator_pid=pid,
+            show=False,
+            app=None,  # the environment is given: no synthesis (the deploy synthesizes)
         )
         if code != 0:
             raise LocalModeError("cdk bootstrap failed:\n" + "\n".join(lines[-20:]))
@@ -514,7 +535,15 @@ def destroy(state: State) -> None:
         pid = state.emulator_pid()
         if pid is not None:
             _say(f"destroying {STACK}")
-            code, lines = run_cdk(state, ["destroy", "--force", STACK], emulator_pid=pid)
+            # The deploy's cloud assembly names the stack: no second synthesis (the app may have
+            # changed since, or no longer synthesize).
+            deployed = state.cdk_out if (state.cdk_out / "manifest.json").is_file() else None
+            code, lines = run_cdk(
+                state,
+                ["destroy", "--force", STACK],
+                emulator_pid=pid,
+                app=SYNTHESIZE if deployed is None else str(deployed),
+            )
             if code != 0:
                 _say("cdk destroy failed; stopping the emulator anyway:\n" + "\n".join(lines[-10:]))
             stop_emulator(state)

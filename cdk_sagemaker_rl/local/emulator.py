@@ -12,7 +12,9 @@ the plugins in :mod:`._plugins` close the gaps (see their docstrings):
 - training jobs run through ``training_runner`` and endpoints are served by ``model_server``,
   with InvokeEndpoint forwarded to them (``_plugins.sagemaker``);
 - with ``MOTO_ENABLE_RECORDING``, moto's request recorder writes one whole line per request
-  however many threads serve requests at once (``_plugins.recording``).
+  however many threads serve requests at once (``_plugins.recording``);
+- CloudTrail's LookupEvents, which the CDK CLI calls to explain a failed deploy, is refused at
+  once as unsupported instead of failing with a 500 that the SDK retries (``_plugins.cloudtrail``).
 
 Run it as a process::
 

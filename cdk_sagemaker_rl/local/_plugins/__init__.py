@@ -5,7 +5,7 @@ Each plugin patches one service in this process only; :func:`install_all` applie
 
 from __future__ import annotations
 
-from . import cloudformation, lambda_exec, recording, sagemaker, stepfunctions
+from . import cloudformation, cloudtrail, lambda_exec, recording, sagemaker, stepfunctions
 
 __all__ = ["install_all"]
 
@@ -17,3 +17,4 @@ def install_all() -> None:
     stepfunctions.install()
     sagemaker.install()
     recording.install()
+    cloudtrail.install()
