@@ -462,8 +462,8 @@ def test_watchdog_answers_before_the_lambda_timeout_exactly_once(
 ) -> None:
     answered = threading.Event()
 
-    def slow_create(request: Any) -> Any:
-        deadline = time.monotonic() + 5
+    def slow_create(request: Any) -> Any:  # returns once the watchdog's answer has arrived
+        deadline = time.monotonic() + 60
         while not http_server.requests and time.monotonic() < deadline:
             time.sleep(0.01)
         answered.set()

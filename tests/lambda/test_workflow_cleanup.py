@@ -228,7 +228,7 @@ def test_delete_stops_waiting_before_the_lambda_times_out(
     started = time.monotonic()
     body = send(cleanup, http_server, cfn_event, "Delete", context=context)
 
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20  # did not sleep the 30 s poll
     assert body["Status"] == "SUCCESS", body
     # The deletion was still attempted (moto accepts it; SageMaker might refuse, see below).
     assert inventory(moto)["endpoints"] == []

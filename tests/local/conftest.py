@@ -7,6 +7,7 @@ tests that use moto's in-process mocks.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -111,21 +112,36 @@ def spawn_emulator(
         )
 
 
-def start_emulator(state_dir: Path, *, timeout: float = 60) -> EmulatorProcess:
-    """Start an emulator on a free port and wait until it answers ``/_local/health``."""
-    port = free_port()
-    process = spawn_emulator(state_dir, port)
-    emulator = EmulatorProcess(port, state_dir, process)
+def _bound_port(state_dir: Path, pid: int) -> int | None:
+    """The port the emulator ``pid`` listens on, once it has written ``emulator.json``."""
+    try:
+        info = json.loads((state_dir / "emulator.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return int(info["port"]) if info.get("pid") == pid else None
+
+
+def start_emulator(state_dir: Path, *, timeout: float = 120) -> EmulatorProcess:
+    """Start an emulator on a free port and wait until it answers ``/_local/health``.
+
+    The emulator binds port 0 itself and reports the port it got: a port picked here and bound
+    later could be taken meanwhile by another process of a busy machine.
+    """
+    process = spawn_emulator(state_dir, 0)
+    emulator = EmulatorProcess(0, state_dir, process)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             output = emulator.output_path.read_text(errors="replace")
             raise RuntimeError(f"the emulator exited with {process.returncode}:\n{output}")
-        try:
-            with urllib.request.urlopen(f"{emulator.endpoint_url}/_local/health", timeout=2):
-                return emulator
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.2)
+        emulator.port = emulator.port or _bound_port(state_dir, process.pid) or 0
+        if emulator.port:
+            try:
+                with urllib.request.urlopen(f"{emulator.endpoint_url}/_local/health", timeout=5):
+                    return emulator
+            except (urllib.error.URLError, OSError):
+                pass
+        time.sleep(0.1)
     emulator.stop()
     raise RuntimeError(f"the emulator did not answer within {timeout} s")
 

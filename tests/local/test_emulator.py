@@ -207,12 +207,22 @@ def put_json(url: str, body: dict[str, Any]) -> int:
 
 
 def signal_when_ready(
-    emulator: EmulatorProcess, stack: str, status: str, reason: str, data: str, delay: float = 0.5
+    emulator: EmulatorProcess,
+    stack: str,
+    status: str,
+    reason: str,
+    data: str,
+    delay: float = 0.0,
+    *,
+    go: threading.Event | None = None,
 ) -> threading.Thread:
-    """In a thread: wait for the stack's Handle, then PUT one signal to it (like the trainer)."""
+    """In a thread: wait for the stack's Handle (and for ``go``, if given), then ``delay`` s, then
+    PUT one signal to it (like the trainer). The handle keeps a signal that comes early."""
 
     def run() -> None:
         url = wait_until(lambda: physical_id(emulator, stack, "Handle"), 60)
+        if go is not None:
+            go.wait(60)
         time.sleep(delay)
         put_json(url, {"Status": status, "Reason": reason, "UniqueId": "trainer", "Data": data})
 
@@ -284,7 +294,6 @@ def test_lambda_runs_the_handler_of_its_zip_with_its_environment(
                     "has_time_left": context.get_remaining_time_in_millis() > 0}
         """,
         environment={"GREETING": "bonjour", "BUCKET": target},
-        timeout=1,
     )
     lam = local_emulator.client("lambda")
 
@@ -309,6 +318,9 @@ def test_lambda_runs_the_handler_of_its_zip_with_its_environment(
     assert "no such key" in error["errorMessage"]
     assert any("index.py" in frame for frame in error["stackTrace"])
 
+    # The timeout counts from the process start, imports included: a 1 s timeout set at creation
+    # could expire on a busy machine before the handler above returned. Set it for this call.
+    lam.update_function_configuration(FunctionName="echo", Timeout=1)
     slow = lam.invoke(FunctionName="echo", Payload=json.dumps({"sleep": 5}))
     assert slow["FunctionError"] == "Unhandled"
     assert "Task timed out after 1.00 seconds" in json.loads(slow["Payload"].read())["errorMessage"]
@@ -444,15 +456,20 @@ def test_a_wait_condition_waits_for_its_signal(local_emulator: EmulatorProcess) 
     started = time.monotonic()
     cfn.create_stack(StackName="waits", TemplateBody=wait_condition_template())
     assert time.monotonic() - started < 5
+    go = threading.Event()
     signaller = signal_when_ready(
-        local_emulator, "waits", "SUCCESS", "trained", "s3://bucket/model.tar.gz", delay=1.0
+        local_emulator, "waits", "SUCCESS", "trained", "s3://bucket/model.tar.gz", go=go
     )
-    time.sleep(0.5)
+    # Without its signal the stack waits. The signal is sent only once this was seen: on a busy
+    # machine a signal sent after a fixed delay could come first.
+    wait_until(lambda: physical_id(local_emulator, "waits", "Handle"))
+    time.sleep(0.2)
     assert cfn.describe_stacks(StackName="waits")["Stacks"][0]["StackStatus"] == (
         "CREATE_IN_PROGRESS"
     )
+    go.set()
     stack = settled_stack(local_emulator, "waits")
-    signaller.join(5)
+    signaller.join(30)
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     assert json.loads(outputs(stack)["Data"]) == {"trainer": "s3://bucket/model.tar.gz"}
     url = physical_id(local_emulator, "waits", "Handle")

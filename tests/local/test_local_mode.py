@@ -53,6 +53,17 @@ def local(
     )
 
 
+def deploy(state: Path, *args: str) -> tuple[subprocess.CompletedProcess[str], int]:
+    """``local ... deploy`` on a free port; the port is picked again if another process took it
+    before the emulator could bind it (a busy machine runs other servers). Returns the port."""
+    for _ in range(3):
+        port = free_port()
+        result = local(state, port, "deploy", *args)
+        if not (result.returncode == 1 and f"port {port} on 127.0.0.1 is in use" in result.stderr):
+            break
+    return result, port
+
+
 def processes_using(state: Path) -> list[str]:
     """Command lines of live processes that mention the state directory (emulator, servers)."""
     found = []
@@ -69,7 +80,7 @@ def processes_using(state: Path) -> list[str]:
     return found
 
 
-def wait_until_gone(state: Path, timeout: float = 20) -> list[str]:
+def wait_until_gone(state: Path, timeout: float = 60) -> list[str]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         left = processes_using(state)
@@ -82,11 +93,11 @@ def wait_until_gone(state: Path, timeout: float = 20) -> list[str]:
 def test_deploy_trains_serves_predicts_and_destroys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    state, port = tmp_path / "state", free_port()
+    state = tmp_path / "state"
     # The emulator the deploy starts records every request it serves, for the IAM audit.
     for key, value in iam_audit.recording_environment(tmp_path / "requests.jsonl").items():
         monkeypatch.setenv(key, value)
-    deployed = local(state, port, "deploy", "--hyperparameters", '{"total_timesteps": 2048}')
+    deployed, port = deploy(state, "--hyperparameters", '{"total_timesteps": 2048}')
     try:
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
         assert "episode_reward_mean" in deployed.stdout  # training progress was shown
@@ -122,8 +133,8 @@ def test_a_failing_training_script_fails_the_deploy_with_its_error(tmp_path: Pat
         "raise ValueError('reward shaping is broken: expected 4 observations, got 3')\n"
     )
     (source / "inference.py").write_text("def model_fn(model_dir):\n    return None\n")
-    state, port = tmp_path / "state", free_port()
-    deployed = local(state, port, "deploy", "--source-dir", str(source))
+    state = tmp_path / "state"
+    deployed, port = deploy(state, "--source-dir", str(source))
     try:
         assert deployed.returncode != 0
         assert "reward shaping is broken: expected 4 observations, got 3" in deployed.stderr

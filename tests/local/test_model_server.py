@@ -167,7 +167,7 @@ def test_start_times_out_with_a_clear_error(tmp_path: Path) -> None:
     started = time.monotonic()
     with pytest.raises(ModelServerError, match=r"did not answer /ping within 1 s"):
         server.start(timeout=1)
-    assert time.monotonic() - started < 8
+    assert time.monotonic() - started < 20  # gave up at the timeout, not after the 30 s import
     assert server.pid is None
 
 
