@@ -78,10 +78,16 @@ def _pid_alive(pid: int) -> bool:
 
 
 def _check_port(port: int) -> None:
-    """Refuse a port that something already listens on (binding would fail less clearly)."""
+    """Refuse a port that something already listens on (binding would fail less clearly).
+
+    The probe binds as the server does, with SO_REUSEADDR: connections of an emulator that just
+    stopped linger in TIME_WAIT on the port for a minute, and they must not make the port look
+    taken (a listener still does).
+    """
     if port == 0:
         return
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((HOST, port))
         except OSError as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import subprocess
 import sys
 import tarfile
@@ -952,6 +953,19 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+def test_a_port_is_free_again_as_soon_as_its_emulator_stopped() -> None:
+    from cdk_sagemaker_rl.local.emulator import EmulatorError, _check_port
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        port = int(server.getsockname()[1])
+        with socket.create_connection(("127.0.0.1", port)):
+            accepted, _ = server.accept()
+            accepted.close()  # the server side closes first: its port is in TIME_WAIT
+        with pytest.raises(EmulatorError, match=f"port {port} on 127.0.0.1 is in use"):
+            _check_port(port)  # still listening
+    _check_port(port)  # TIME_WAIT only: a restarted emulator can bind it, so it is not refused
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="walks /proc for child processes")
