@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,41 @@ def synth_app(outdir: Path, extra_context: Mapping[str, Any] | None = None) -> P
 
 def load_template(outdir: Path, stack: str) -> dict[str, Any]:
     return dict(json.loads((outdir / f"{stack}.template.json").read_text()))
+
+
+class _PathsOnce(list[str]):
+    """A loader's search paths; boto3 appends its data path for every session it creates."""
+
+    def append(self, path: str) -> None:
+        if path not in self:
+            super().append(path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_botocore_loader() -> Iterator[None]:
+    """One botocore data loader (per data path) for every session the test run creates.
+
+    moto's ``mock_aws`` sets ``boto3.DEFAULT_SESSION`` aside, so every test (and every cold start
+    of a handler under test) builds a new session, whose new loader parses the service models'
+    JSON again: a tenth of a second and more per client, most of the Lambda tests' time. The
+    models are read-only data; sharing the loader changes nothing else.
+    """
+    import botocore.loaders
+    import botocore.session
+
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+    create_loader = botocore.loaders.create_loader
+
+    def shared(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        if search_path_string not in loaders:
+            loader = create_loader(search_path_string)
+            loader._search_paths = _PathsOnce(loader.search_paths)
+            loaders[search_path_string] = loader
+        return loaders[search_path_string]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(botocore.session, "create_loader", shared)
+        yield
 
 
 @pytest.fixture(scope="session")
