@@ -6,7 +6,7 @@ state machine signals the outcome. Both carry the training fingerprint, so an un
 definition starts nothing on redeploy and a changed one trains a new job.
 
 With ``fit(wait=False)`` followed by ``deploy()``, the custom resource starts the serving workflow
-(``_workflow_serving``) instead, which runs the training as a nested execution of the same name.
+(``serving.workflow``) instead, which runs the training as a nested execution of the same name.
 ``deploy()`` comes after ``fit()``, so in that mode the machine the resource starts, the IAM
 statements naming it and the fingerprint are rendered lazily, from whatever is the target when the
 template is synthesized.
