@@ -428,7 +428,11 @@ class RLEstimator(Construct):
             instance_type=instance_type,
             initial_instance_count=initial_instance_count,
             workflow=WorkflowTarget(
-                training_machine=self.state_machine, name_base=self.job_name_base
+                training_machine=self.state_machine,
+                name_base=self.job_name_base,
+                # Tags.of(...) reaches what the workflow creates, as it reaches the CloudFormation
+                # model and endpoint config after fit(wait=True); explicit tags are the job's.
+                extra_tags=self.step.inherited_tags,
             ),
             **options,
         )

@@ -101,6 +101,7 @@ class TrainingConfig:
             )
         self.use_spot_instances = arguments.boolean(use_spot_instances, "use_spot_instances")
         self.max_wait_seconds: int | None = None
+        self.max_wait_given = max_wait is not None
         if use_spot_instances:
             self.max_wait_seconds = arguments.seconds(max_wait, "max_wait", self.max_run_seconds)
             if not self.max_run_seconds <= self.max_wait_seconds <= most:
@@ -149,6 +150,9 @@ class TrainingConfig:
         if self.max_run_given or self.max_run_seconds <= seconds:
             return False
         self.max_run_seconds = seconds
+        if self.max_wait_seconds is not None and not self.max_wait_given:
+            # max_wait defaults to max_run (no extra wait for spot capacity): it follows.
+            self.max_wait_seconds = seconds
         return True
 
     def metric_definitions(self, image: BoundImage) -> list[dict[str, str]]:

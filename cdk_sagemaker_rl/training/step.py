@@ -22,6 +22,7 @@ from constructs import Construct
 from .._arns import named_after
 from .._iam import acknowledge_wildcard, pass_role_to_sagemaker, sync_events_rule
 from .._lazy import Later
+from .._naming import check_sagemaker_name
 from ..errors import invalid
 from . import arguments
 from .request import TrainingJobParts, input_data_config, stopping_condition, training_request
@@ -59,7 +60,8 @@ class RLTrainingStep(sfn.CustomState):
                 "holding the job name)",
             )
         self.parts = parts
-        self.job_name_base = job_name_base
+        # Every permission is scoped to '<base>-*': a base SageMaker refuses would grant nothing.
+        self.job_name_base = check_sagemaker_name(job_name_base, "job_name_base")
         self.job_name_path = job_name
         self._inputs: dict[str, str] = arguments.channels(dict(inputs) if inputs else None)
         self._tags = TagManager(TagType.KEY_VALUE, "AWS::SageMaker::TrainingJob")
@@ -124,13 +126,14 @@ class RLTrainingStep(sfn.CustomState):
         """Explicit ``tags`` first; ``Tags.of(...)`` adds the keys they do not set."""
         explicit = list(self.parts.config.tags)
         keys = {tag["Key"] for tag in explicit}
+        return explicit + [t for t in self.inherited_tags() if t["Key"] not in keys]
+
+    def inherited_tags(self) -> list[dict[str, str]]:
+        """The tags ``Tags.of(...)`` gives this step (complete once aspects have run)."""
         rendered: Any = self._tags.render_tags() or []
-        inherited = [
-            arguments.check_tag(str(t["Key"]), str(t["Value"]), "Tags.of(...)")
-            for t in rendered
-            if t["Key"] not in keys
+        return [
+            arguments.check_tag(str(t["Key"]), str(t["Value"]), "Tags.of(...)") for t in rendered
         ]
-        return explicit + inherited
 
     def add_inputs(self, inputs: Mapping[str, str]) -> None:
         """Channels known only later (``RLEstimator.fit(inputs=...)``)."""
