@@ -21,6 +21,7 @@ import aws_cdk as cdk
 import pytest
 
 from cdk_sagemaker_rl import RLEstimator
+from cdk_sagemaker_rl.training.arguments import channels
 
 PARITY = Path(__file__).resolve().parent / "parity" / "sdk_training_requests.json"
 FIXTURE = json.loads(PARITY.read_text())
@@ -79,7 +80,7 @@ def our_request(case: dict[str, Any], tree: Path) -> tuple[dict[str, Any], RLEst
     )
     # Parity concerns the request, not a deploy-time wait: allow the SDK's 24 h default.
     estimator = RLEstimator(stack, "Estimator", role=case["role"], **kwargs)
-    estimator._inputs = estimator._parse_inputs(case["fit"]["inputs"])
+    estimator.step.add_inputs(channels(case["fit"]["inputs"]))
     request = materialise(stack.resolve(estimator.training_request()), case["region"])
     assert request.pop("TrainingJobName.$") == "$$.Execution.Name"
     request["TrainingJobName"] = JOB

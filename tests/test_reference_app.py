@@ -38,6 +38,11 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ),
     (
         "CartPole/ExecutionRole/DefaultPolicy/Resource",
+        "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+        "/aws/sagemaker/TrainingJobs:log-stream:cartpole-dev-*",
+    ),
+    (
+        "CartPole/ExecutionRole/DefaultPolicy/Resource",
         "Resource::arn:<AWS::Partition>:s3:::<CartPoleArtifactsDE17BBDC>/training/*",
     ),
     ("CartPole/Serving/PredictFunctionRole/DefaultPolicy/Resource", "Resource::*"),
@@ -52,6 +57,11 @@ EXPECTED_ACKNOWLEDGEMENTS = {
         "CartPole/SignalFunctionRole/DefaultPolicy/Resource",
         "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
         "/aws/sagemaker/TrainingJobs:*",
+    ),
+    (
+        "CartPole/SignalFunctionRole/DefaultPolicy/Resource",
+        "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+        "/aws/sagemaker/TrainingJobs:log-stream:cartpole-dev-*",
     ),
     (
         "CartPole/SignalFunctionRole/DefaultPolicy/Resource",

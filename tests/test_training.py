@@ -428,7 +428,7 @@ def test_image_with_toolkit_arguments_warns() -> None:
 
 def test_seed_and_sdk_names_are_aliases_but_not_both() -> None:
     _, estimator = make_stack(train_instance_type=None, instance_type="ml.c5.xlarge")
-    assert estimator.instance_type == "ml.c5.xlarge"
+    assert estimator.config.instance_type == "ml.c5.xlarge"
     with pytest.raises(ValidationError, match="name the same argument"):
         make_stack(train_max_run=60, max_run=60)
 
@@ -441,4 +441,4 @@ def test_image_name_from_the_seed_is_accepted() -> None:
         image_name=ContainerImage.from_uri("123456789012.dkr.ecr.us-west-2.amazonaws.com/mine:1"),
     )
     assert estimator.image.is_custom
-    assert estimator.metric_definitions == []
+    assert estimator.config.metric_definitions(estimator.image) == []
