@@ -7,11 +7,10 @@ an estimator: any ``model.tar.gz`` URL and a :class:`~.plan.ServingPlan` will do
 
 from __future__ import annotations
 
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
 import jsii
 from aws_cdk import CfnOutput, Resource, Stack
-from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -30,6 +29,9 @@ from .options import EndpointOptions, endpoint_options
 from .plan import ServingPlan
 from .predict import add_function_url, predict_function
 from .workflow import ServingWorkflow, WorkflowTarget
+
+if TYPE_CHECKING:  # metrics.variant_metric imports it when a metric is built
+    from aws_cdk import aws_cloudwatch as cloudwatch
 
 
 @jsii.implements(sagemaker.IEndpoint)

@@ -7,12 +7,14 @@ matches nothing, which is an alarm that never fires. These helpers always set bo
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 from aws_cdk import Duration
-from aws_cdk import aws_cloudwatch as cloudwatch
 
 from ..errors import invalid
+
+if TYPE_CHECKING:  # imported where a metric is built: most apps never build one
+    from aws_cdk import aws_cloudwatch as cloudwatch
 
 #: Where SageMaker publishes endpoint invocation metrics.
 NAMESPACE = "AWS/SageMaker"
@@ -60,6 +62,8 @@ def variant_metric(
     }
     if statistic is not None:
         given.setdefault("statistic", statistic)
+    from aws_cdk import aws_cloudwatch as cloudwatch
+
     return cloudwatch.Metric(
         namespace=NAMESPACE,
         metric_name=metric_name,
