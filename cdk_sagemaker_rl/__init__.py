@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .training import TrainingJobParts as TrainingJobParts
     from .training import TrainingNetwork as TrainingNetwork
     from .training import encode_hyperparameters as encode_hyperparameters
+    from .training import training_job_parts as training_job_parts
     from .training import training_network as training_network
     from .training.attach import AttachedTrainingJob as AttachedTrainingJob
 
@@ -55,6 +56,7 @@ _EXPORTS = {
     "ValidationError": "errors",
     "encode_hyperparameters": "training",
     "s3_location": "_s3",
+    "training_job_parts": "training",
     "training_network": "training",
 }
 
@@ -78,6 +80,7 @@ __all__ = [
     "ValidationError",
     "encode_hyperparameters",
     "s3_location",
+    "training_job_parts",
     "training_network",
 ]
 

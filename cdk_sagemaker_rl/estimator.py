@@ -31,9 +31,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IDependable
 
 from ._kms import kms_key
-from ._limits import limits
-from ._naming import job_name_base
-from ._s3 import S3Location, parse_s3_uri, s3_location
+from ._s3 import parse_s3_uri
 from ._signature import named_options
 from .errors import ValidationError, invalid
 from .images import ContainerImage, RLFramework, RLToolkit
@@ -45,9 +43,8 @@ from .training.artifacts import artifact_bucket as create_artifact_bucket
 from .training.attach import AttachedTrainingJob, acknowledge_construct_policies, image_choice
 from .training.config import DEFAULT_CONTAINER_LOG_LEVEL, InputMode, TrainingConfig
 from .training.deploy_time import WAIT_CONDITION_LIMIT_SECONDS, WAIT_MARGIN_SECONDS, TrainingRun
-from .training.execution_role import create_execution_role, grant_training, imported_role
-from .training.network import training_network
-from .training.request import TrainingJobParts, input_data_config
+from .training.job import training_job_parts
+from .training.request import input_data_config
 from .training.state_machine import training_state_machine
 from .training.step import RLTrainingStep
 
@@ -158,13 +155,9 @@ class RLEstimator(Construct):
         )
         assert chosen is not None  # required=True raises instead
         self.image_spec: ContainerImage = chosen
-        self.image = self.image_spec.bind(self, instance_type=self.config.instance_type)
         if job_name is not None and base_job_name is not None:
             raise invalid("job_name", job_name, "None when base_job_name is given (one name base)")
         self.job_name = job_name
-        self.job_name_base = job_name_base(
-            self, job_name or base_job_name, "job_name" if job_name else "base_job_name"
-        )
         self.source = TrainingSource(
             self,
             "SourceCode",
@@ -175,72 +168,55 @@ class RLEstimator(Construct):
         self.source_bundle = self.source.bundle
         self.source_asset = self.source.asset
 
-        # --- storage ---------------------------------------------------------------------------
-        self.output_kms = kms_key(self, output_kms_key, "output_kms_key")
-        self.bucket_encryption_key = kms_key(self, bucket_encryption_key, "bucket_encryption_key")
-        if self.bucket_encryption_key is not None and self.bucket_encryption_key.key is None:
+        # --- storage: the user's location, else an artifact bucket of our own ------------------
+        bucket_key = kms_key(self, bucket_encryption_key, "bucket_encryption_key")
+        if bucket_key is not None and bucket_key.key is None:
             raise invalid("bucket_encryption_key", bucket_encryption_key, "an aws_kms.IKey")
-        self.bucket: s3.IBucket | None = None
-        given = s3_location(output_path, output_prefix, "output_path")
-        if given is not None:
-            if artifact_bucket is not None:
-                raise ValidationError(
-                    f"output_path={output_path!r} and artifact_bucket are two ways to name where "
-                    "artifacts go; give one. See README.md#argument-reference."
-                )
-            self.output_location = given
-            self.bucket = given.bucket
-        else:
-            self.bucket = artifact_bucket or create_artifact_bucket(
-                self, self.bucket_encryption_key.key if self.bucket_encryption_key else None
+        if output_path is not None and artifact_bucket is not None:
+            raise ValidationError(
+                f"output_path={output_path!r} and artifact_bucket are two ways to name where "
+                "artifacts go; give one. See README.md#argument-reference."
             )
-            self.output_location = S3Location(
-                self.bucket.bucket_name, "training", bucket=self.bucket
+        if output_path is None:
+            if output_prefix is not None:
+                raise invalid("output_prefix", output_prefix, "None unless output_path is given")
+            output_path = artifact_bucket or create_artifact_bucket(
+                self, bucket_key.key if bucket_key else None
             )
-        #: Verbatim, as the SDK sends it (a trailing slash included).
-        self.output_path = self.output_location.uri
-        self.checkpoint_location = s3_location(
-            checkpoint_s3_uri, checkpoint_prefix, "checkpoint_s3_uri"
-        )
-        if checkpoint_local_path is not None and self.checkpoint_location is None:
-            raise invalid(
-                "checkpoint_local_path",
-                checkpoint_local_path,
-                "None unless checkpoint_s3_uri is given",
-            )
-        self.network = training_network(
+            output_prefix = "training"
+
+        # --- the job: image, role, locations, network; then the step and its state machine -----
+        self.parts = training_job_parts(
             self,
+            config=self.config,
+            image=self.image_spec,
+            source=self.source,
+            output_path=output_path,
+            output_prefix=output_prefix,
+            job_name_base=job_name or base_job_name,
+            job_name_argument="job_name" if job_name else "base_job_name",
+            role=role,
+            output_kms_key=output_kms_key,
+            checkpoint_s3_uri=checkpoint_s3_uri,
+            checkpoint_prefix=checkpoint_prefix,
             vpc=vpc,
             vpc_subnets=vpc_subnets,
             security_groups=security_groups,
             subnets=subnets,
             security_group_ids=security_group_ids,
         )
-
-        # --- role, step, state machine ---------------------------------------------------------
-        self.role = imported_role(self, "ExecutionRole", role) or self._created_role()
-        region = self._stack.region
-        # As the SDK: Debugger and the profiler are on by default where SageMaker offers them.
-        # An environment-agnostic stack cannot know; it sends the default configuration.
-        supported = (
-            Token.is_unresolved(region) or region not in limits()["debugger_unsupported_regions"]
-        )
-        self.step = RLTrainingStep(
-            self,
-            "Train",
-            parts=TrainingJobParts(
-                config=self.config,
-                image=self.image,
-                role=self.role,
-                source=self.source,
-                output=self.output_location,
-                output_kms_key=self.output_kms,
-                checkpoint=self.checkpoint_location,
-                network=self.network,
-                debugger_supported=supported,
-            ),
-            job_name_base=self.job_name_base,
-        )
+        assert self.parts.job_name_base is not None  # training_job_parts always sets it
+        self.job_name_base: str = self.parts.job_name_base
+        self.image = self.parts.image
+        self.role = self.parts.role
+        self.output_location = self.parts.output
+        self.bucket: s3.IBucket | None = self.output_location.bucket
+        #: Verbatim, as the SDK sends it (a trailing slash included).
+        self.output_path = self.output_location.uri
+        self.output_kms = self.parts.output_kms_key
+        self.checkpoint_location = self.parts.checkpoint
+        self.network = self.parts.network
+        self.step = RLTrainingStep(self, "Train", parts=self.parts)
         built = training_state_machine(self, self.step)
         self.state_machine = built.state_machine
         self.log_group = built.log_group
@@ -248,25 +224,6 @@ class RLEstimator(Construct):
         self._fitted = False
         self._wait = True
         self._endpoint: RLEndpoint | None = None
-
-    def _created_role(self) -> iam.Role:
-        role = create_execution_role(self, "ExecutionRole")
-        grant_training(
-            role,
-            job_name_base=self.job_name_base,
-            source=self.source,
-            output=self.output_location,
-            image=self.image,
-            keys=[self.output_kms.key if self.output_kms else None],
-            key_arns=(
-                [self.output_kms.key_arn]
-                if self.output_kms and self.output_kms.key is None and self.output_kms.key_arn
-                else []
-            ),
-            checkpoint=self.checkpoint_location,
-            network=self.network,
-        )
-        return role
 
     # ------------------------------------------------------------------------------ public API
     @property

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from .arguments import INJECTED_HYPERPARAMETERS, encode_hyperparameters
 from .config import InputMode, TrainingConfig
+from .job import training_job_parts
 from .network import TrainingNetwork, training_network
 from .request import TrainingJobParts, training_request
 from .step import RLTrainingStep
@@ -23,6 +24,7 @@ __all__ = [
     "TrainingJobParts",
     "TrainingNetwork",
     "encode_hyperparameters",
+    "training_job_parts",
     "training_network",
     "training_request",
 ]

@@ -41,6 +41,8 @@ class TrainingJobParts:
     network: TrainingNetwork | None = None
     #: False where SageMaker offers no Debugger/profiler (some regions): none is configured.
     debugger_supported: bool = True
+    #: The jobs' name base the role's grants were made for (``training_job_parts`` sets it).
+    job_name_base: str | None = None
 
 
 def input_data_config(parts: TrainingJobParts, inputs: Mapping[str, str]) -> list[dict[str, Any]]:

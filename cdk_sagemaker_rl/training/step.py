@@ -47,7 +47,7 @@ class RLTrainingStep(sfn.CustomState):
         construct_id: str,
         *,
         parts: TrainingJobParts,
-        job_name_base: str,
+        job_name_base: str | None = None,
         job_name: str = "$$.Execution.Name",
         inputs: Mapping[str, str] | None = None,
         result_path: str = "$.Training",
@@ -61,7 +61,15 @@ class RLTrainingStep(sfn.CustomState):
             )
         self.parts = parts
         # Every permission is scoped to '<base>-*': a base SageMaker refuses would grant nothing.
-        self.job_name_base = check_sagemaker_name(job_name_base, "job_name_base")
+        base = job_name_base if job_name_base is not None else parts.job_name_base
+        if base is None:
+            raise invalid(
+                "job_name_base",
+                None,
+                "the name base of the jobs this step starts (names must start with '<base>-'); "
+                "training_job_parts() sets it",
+            )
+        self.job_name_base = check_sagemaker_name(base, "job_name_base")
         self.job_name_path = job_name
         self._inputs: dict[str, str] = arguments.channels(dict(inputs) if inputs else None)
         self._tags = TagManager(TagType.KEY_VALUE, "AWS::SageMaker::TrainingJob")
@@ -91,7 +99,7 @@ class RLTrainingStep(sfn.CustomState):
             },
         )
         stack = Stack.of(self)
-        self.training_job_arns = named_after(stack, "training-job", job_name_base)
+        self.training_job_arns = named_after(stack, "training-job", self.job_name_base)
         self._statements = [
             iam.PolicyStatement(
                 sid="RunTrainingJobs",

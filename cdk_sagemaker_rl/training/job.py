@@ -1,0 +1,122 @@
+"""Everything one training job needs, built from the shapes users hold (the layered helper).
+
+:func:`training_job_parts` turns a config, an unbound image, the code, an output location (URI or
+bucket + prefix) and optional role, keys, checkpoints and network into :class:`TrainingJobParts`:
+it binds the image, checks the locations and keys and, when no role is given, creates the
+least-privilege execution role for exactly these pieces. The estimator builds its job with it, so
+a user's own :class:`~cdk_sagemaker_rl.training.step.RLTrainingStep` gets the same permissions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Stack, Token
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from .._kms import kms_key
+from .._limits import limits
+from .._naming import job_name_base as claim_job_name_base
+from .._s3 import s3_location
+from ..errors import invalid
+from ..images import ContainerImage
+from ..source import TrainingSource
+from .config import TrainingConfig
+from .execution_role import create_execution_role, grant_training, imported_role
+from .network import training_network
+from .request import TrainingJobParts
+
+
+def training_job_parts(
+    scope: Construct,
+    *,
+    config: TrainingConfig,
+    image: ContainerImage,
+    source: TrainingSource,
+    output_path: str | s3.IBucket,
+    output_prefix: str | None = None,
+    job_name_base: str | None = None,
+    role: str | iam.IRole | None = None,
+    output_kms_key: str | kms.IKey | None = None,
+    checkpoint_s3_uri: str | s3.IBucket | None = None,
+    checkpoint_prefix: str | None = None,
+    vpc: ec2.IVpc | None = None,
+    vpc_subnets: ec2.SubnetSelection | None = None,
+    security_groups: Sequence[ec2.ISecurityGroup] | None = None,
+    subnets: Sequence[str] | None = None,
+    security_group_ids: Sequence[str] | None = None,
+    job_name_argument: str = "job_name_base",
+) -> TrainingJobParts:
+    """The parts of one job; constructs (role ``ExecutionRole``, ``SecurityGroup``) go in ``scope``.
+
+    ``job_name_base`` defaults to one unique to ``scope`` (see README.md#isolation); the created
+    role may write the logs of jobs named ``<base>-*`` only.
+    """
+    if not isinstance(image, ContainerImage):
+        raise invalid(
+            "image", image, "a ContainerImage (ContainerImage.rl(...), from_uri(...), ...)"
+        )
+    if not isinstance(source, TrainingSource):
+        raise invalid("source", source, "a TrainingSource")
+    base = claim_job_name_base(scope, job_name_base, job_name_argument)
+    bound = image.bind(scope, instance_type=config.instance_type)
+    output = s3_location(output_path, output_prefix, "output_path")
+    if output is None:
+        raise invalid("output_path", None, "an s3://bucket[/prefix] URI or an s3.IBucket")
+    output_key = kms_key(scope, output_kms_key, "output_kms_key")
+    checkpoint = s3_location(checkpoint_s3_uri, checkpoint_prefix, "checkpoint_s3_uri")
+    if config.checkpoint_local_path is not None and checkpoint is None:
+        raise invalid(
+            "checkpoint_local_path",
+            config.checkpoint_local_path,
+            "None unless checkpoint_s3_uri is given",
+        )
+    network = training_network(
+        scope,
+        vpc=vpc,
+        vpc_subnets=vpc_subnets,
+        security_groups=security_groups,
+        subnets=subnets,
+        security_group_ids=security_group_ids,
+    )
+    execution_role = imported_role(scope, "ExecutionRole", role)
+    if execution_role is None:
+        created = create_execution_role(scope, "ExecutionRole")
+        grant_training(
+            created,
+            job_name_base=base,
+            source=source,
+            output=output,
+            image=bound,
+            keys=[output_key.key if output_key else None],
+            key_arns=(
+                [output_key.key_arn]
+                if output_key and output_key.key is None and output_key.key_arn
+                else []
+            ),
+            checkpoint=checkpoint,
+            network=network,
+        )
+        execution_role = created
+    region = Stack.of(scope).region
+    # As the SDK: Debugger and the profiler are on by default where SageMaker offers them.
+    # An environment-agnostic stack cannot know; it sends the default configuration.
+    supported = (
+        Token.is_unresolved(region) or region not in limits()["debugger_unsupported_regions"]
+    )
+    return TrainingJobParts(
+        config=config,
+        image=bound,
+        role=execution_role,
+        source=source,
+        output=output,
+        output_kms_key=output_key,
+        checkpoint=checkpoint,
+        network=network,
+        debugger_supported=supported,
+        job_name_base=base,
+    )

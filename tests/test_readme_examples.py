@@ -1,0 +1,99 @@
+"""The README's composable-pieces examples run as written, and do what the text says."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_lambda as lambda_
+
+from tests.conftest import ROOT
+
+
+def _section_code(title: str) -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.S)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("readme")
+    (work / "src").mkdir()
+    (work / "src" / "train.py").write_text("print('train')\n")
+    blocks = _section_code("Composable pieces")
+    assert len(blocks) == 2, "the section has the training step and the endpoint examples"
+    app = cdk.App()
+    stack = cdk.Stack(
+        app, "Readme", env=cdk.Environment(account="123456789012", region="eu-west-1")
+    )
+    my_function = lambda_.Function(
+        stack,
+        "MyFunction",
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(event, context):\n    return None\n"),
+    )
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        for block in blocks:
+            exec(compile(block, "README.md", "exec"), {"self": stack, "my_function": my_function})
+        yield app.synth().get_stack_by_name("Readme").template
+    finally:
+        os.chdir(cwd)
+
+
+def _statements(template: dict[str, Any], role_prefix: str) -> list[dict[str, Any]]:
+    found = []
+    for resource in template["Resources"].values():
+        if resource["Type"] != "AWS::IAM::Policy":
+            continue
+        roles = json.dumps(resource["Properties"]["Roles"])
+        if role_prefix in roles:
+            found += resource["Properties"]["PolicyDocument"]["Statement"]
+    return found
+
+
+def test_the_users_state_machine_may_run_exactly_the_named_jobs(template: dict[str, Any]) -> None:
+    statements = _statements(template, "NightlyRole")
+    run = [s for s in statements if "sagemaker:CreateTrainingJob" in s["Action"]]
+    assert len(run) == 1
+    assert json.dumps(run[0]["Resource"]).endswith(':training-job/nightly-rl-*"]]}')
+    passes = [s for s in statements if s["Action"] == "iam:PassRole"]
+    assert json.dumps(passes[0]["Resource"]) == '{"Fn::GetAtt": ["ExecutionRole605A040B", "Arn"]}'
+    machine = next(
+        r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    )
+    assert '"TrainingJobName.$":"$.jobName"' in json.dumps(machine["Properties"]).replace("\\", "")
+
+
+def test_the_created_execution_role_reads_the_code_and_the_grant_lands_on_it(
+    template: dict[str, Any],
+) -> None:
+    statements = _statements(template, "ExecutionRole")
+    actions = {
+        a
+        for s in statements
+        for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
+    }
+    assert {"s3:GetObject", "s3:PutObject", "logs:PutLogEvents", "ecr:BatchGetImage"} <= actions
+    writes = next(s for s in statements if s.get("Sid") == "WriteArtifacts")
+    assert "/models/*" in json.dumps(writes["Resource"])
+    # data.grant_read(train): the grant goes to the job's role, not the state machine's.
+    assert any("s3:GetBucket*" in json.dumps(s["Action"]) for s in statements)
+
+
+def test_the_endpoint_example_grants_invoke_endpoint_to_the_api_and_the_function(
+    template: dict[str, Any],
+) -> None:
+    for role in ("ApiPOSTSagemakerRole", "MyFunctionServiceRole"):
+        statements = _statements(template, role)
+        assert any(s["Action"] == "sagemaker:InvokeEndpoint" for s in statements), role
+    alarms = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms[0]["Properties"]["MetricName"] == "Invocation5XXErrors"
