@@ -17,8 +17,6 @@ follow from them) are the same as when this was one class.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -31,11 +29,10 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IDependable
 
 from ._kms import kms_key
-from ._s3 import parse_s3_uri
 from ._signature import named_options
 from .errors import ValidationError, invalid
 from .images import ContainerImage, RLFramework, RLToolkit
-from .serving import RLEndpoint, ServingPlan, WorkflowTarget, serving_plan
+from .serving import RLEndpoint, WorkflowTarget, serving_plan
 from .source import TrainingSource
 from .training import arguments
 from .training.artifacts import LOG_DELIVERY_BY_POLICY
@@ -43,8 +40,9 @@ from .training.artifacts import artifact_bucket as create_artifact_bucket
 from .training.attach import AttachedTrainingJob, acknowledge_construct_policies, image_choice
 from .training.config import DEFAULT_CONTAINER_LOG_LEVEL, InputMode, TrainingConfig
 from .training.deploy_time import WAIT_CONDITION_LIMIT_SECONDS, WAIT_MARGIN_SECONDS, TrainingRun
+from .training.execution_role import grant_inputs
 from .training.job import training_job_parts
-from .training.request import input_data_config
+from .training.request import TrainingJobParts
 from .training.state_machine import training_state_machine
 from .training.step import RLTrainingStep
 
@@ -144,14 +142,9 @@ class RLEstimator(Construct):
         # Changing the revision retrains on the next deploy even when nothing else changed.
         self.training_revision = training_revision
 
+        image_given = pick("image_name", image_name, "image_uri", image_uri)
         chosen = image_choice(
-            self,
-            pick("image_name", image_name, "image_uri", image_uri),
-            toolkit,
-            toolkit_version,
-            framework,
-            framework_version,
-            required=True,
+            self, image_given, toolkit, toolkit_version, framework, framework_version, required=True
         )
         assert chosen is not None  # required=True raises instead
         self.image_spec: ContainerImage = chosen
@@ -165,25 +158,10 @@ class RLEstimator(Construct):
             source_dir=source_dir,
             dependencies=dependencies,
         )
-        self.source_bundle = self.source.bundle
-        self.source_asset = self.source.asset
-
-        # --- storage: the user's location, else an artifact bucket of our own ------------------
-        bucket_key = kms_key(self, bucket_encryption_key, "bucket_encryption_key")
-        if bucket_key is not None and bucket_key.key is None:
-            raise invalid("bucket_encryption_key", bucket_encryption_key, "an aws_kms.IKey")
-        if output_path is not None and artifact_bucket is not None:
-            raise ValidationError(
-                f"output_path={output_path!r} and artifact_bucket are two ways to name where "
-                "artifacts go; give one. See README.md#argument-reference."
-            )
-        if output_path is None:
-            if output_prefix is not None:
-                raise invalid("output_prefix", output_prefix, "None unless output_path is given")
-            output_path = artifact_bucket or create_artifact_bucket(
-                self, bucket_key.key if bucket_key else None
-            )
-            output_prefix = "training"
+        self.source_bundle, self.source_asset = self.source.bundle, self.source.asset
+        output_path, output_prefix = _output(
+            self, output_path, output_prefix, artifact_bucket, bucket_encryption_key
+        )
 
         # --- the job: image, role, locations, network; then the step and its state machine -----
         self.parts = training_job_parts(
@@ -207,15 +185,10 @@ class RLEstimator(Construct):
         )
         assert self.parts.job_name_base is not None  # training_job_parts always sets it
         self.job_name_base: str = self.parts.job_name_base
-        self.image = self.parts.image
-        self.role = self.parts.role
-        self.output_location = self.parts.output
-        self.bucket: s3.IBucket | None = self.output_location.bucket
+        self.image, self.role = self.parts.image, self.parts.role
+        self.bucket: s3.IBucket | None = self.parts.output.bucket
         #: Verbatim, as the SDK sends it (a trailing slash included).
-        self.output_path = self.output_location.uri
-        self.output_kms = self.parts.output_kms_key
-        self.checkpoint_location = self.parts.checkpoint
-        self.network = self.parts.network
+        self.output_path = self.parts.output.uri
         self.step = RLTrainingStep(self, "Train", parts=self.parts)
         built = training_state_machine(self, self.step)
         self.state_machine = built.state_machine
@@ -240,10 +213,7 @@ class RLEstimator(Construct):
         return self.step.request()
 
     def fit(
-        self,
-        inputs: str | Mapping[str, str] | None = None,
-        wait: bool = True,
-        logs: bool = True,
+        self, inputs: str | Mapping[str, str] | None = None, wait: bool = True, logs: bool = True
     ) -> None:
         """Train at deploy time: ``cdk deploy`` starts the training state machine.
 
@@ -260,7 +230,7 @@ class RLEstimator(Construct):
         arguments.boolean(logs, "logs")
         channels = arguments.channels(inputs)
         self.step.add_inputs(channels)
-        self._grant_inputs(channels)
+        grant_inputs(self.role, channels)
         window = WAIT_CONDITION_LIMIT_SECONDS - WAIT_MARGIN_SECONDS
         if wait and self.config.cap_default_max_run(window):
             # The SDK's 24 h default cannot be waited for by a deploy; an explicit value that
@@ -278,7 +248,7 @@ class RLEstimator(Construct):
             job_name_base=self.job_name_base,
             training_job_arns=self.step.training_job_arns,
             output_uri=self.output_path,
-            fingerprint=self.fingerprint(),
+            fingerprint=self.step.fingerprint(self.training_revision),
             job_window_seconds=self.config.job_window_seconds,
             window_argument="max_wait" if self.config.max_wait_seconds else "train_max_run",
             wait=wait,
@@ -328,134 +298,91 @@ class RLEstimator(Construct):
             submit_directory=self.source.s3_url,
             container_log_level=self.config.container_log_level,
         )
-        options: dict[str, Any] = {
-            "entry_point": entry_point,
-            "kms_key": kms_key,
-            # The serving role must decrypt the artifact the training wrote with these keys.
-            "model_kms_key": self._artifact_key(),
-            "variant_name": variant_name,
-            "function_url": function_url,
-            "function_url_auth_type": function_url_auth_type,
-            "allow_unauthenticated_function_url": allow_unauthenticated_function_url,
-        }
-        if not self._wait:
-            self._endpoint = self._deploy_with_workflow(
-                plan, instance_type, initial_instance_count, depends_on, options
+        workflow: WorkflowTarget | None = None
+        model_object = self.training_run.model_data_object_arn
+        if self._wait:
+            depends_on = depends_on or self.training_run.completion
+        else:
+            # fit(wait=False): the deploy starts TrainAndServe, which serves what it trained.
+            if depends_on is not None:
+                raise invalid(
+                    "depends_on",
+                    depends_on,
+                    "nothing with fit(wait=False): the endpoint is created after the deploy, so "
+                    "no CloudFormation resource can wait for it (or be waited for by it)",
+                    see=_DEPLOYING,
+                )
+            model_object = self.parts.output.objects_arn(
+                f"{self.job_name_base}-*/output/model.tar.gz"
             )
-            return self._endpoint
-        self._endpoint = RLEndpoint(
-            self,
-            "Serving",
-            model_data_url=self.training_run.model_data_url,
-            model_data_object_arn=self.training_run.model_data_object_arn,
-            plan=plan,
-            instance_type=instance_type,
-            initial_instance_count=initial_instance_count,
-            depends_on=depends_on or self.training_run.completion,
-            **options,
-        )
-        return self._endpoint
-
-    def _deploy_with_workflow(
-        self,
-        plan: ServingPlan,
-        instance_type: str,
-        initial_instance_count: int,
-        depends_on: IDependable | None,
-        options: dict[str, Any],
-    ) -> RLEndpoint:
-        """``fit(wait=False)`` + ``deploy()``: the deploy-time run starts TrainAndServe instead."""
-        if depends_on is not None:
-            raise invalid(
-                "depends_on",
-                depends_on,
-                "nothing with fit(wait=False): the endpoint is created after the deploy, so no "
-                "CloudFormation resource can wait for it (or be waited for by it)",
-                see=_DEPLOYING,
-            )
-        trained_models = self.output_location.objects_arn(
-            f"{self.job_name_base}-*/output/model.tar.gz"
-        )
-        endpoint = RLEndpoint(
-            self,
-            "Serving",
-            model_data_url=self.training_run.model_data_url,
-            model_data_object_arn=trained_models,
-            plan=plan,
-            instance_type=instance_type,
-            initial_instance_count=initial_instance_count,
-            workflow=WorkflowTarget(
+            workflow = WorkflowTarget(
                 training_machine=self.state_machine,
                 name_base=self.job_name_base,
                 # Tags.of(...) reaches what the workflow creates, as it reaches the CloudFormation
                 # model and endpoint config after fit(wait=True); explicit tags are the job's.
                 extra_tags=self.step.inherited_tags,
-            ),
-            **options,
+            )
+        endpoint = RLEndpoint(
+            self,
+            "Serving",
+            model_data_url=self.training_run.model_data_url,
+            model_data_object_arn=model_object,
+            plan=plan,
+            instance_type=instance_type,
+            initial_instance_count=initial_instance_count,
+            depends_on=depends_on,
+            workflow=workflow,
+            entry_point=entry_point,
+            kms_key=kms_key,
+            # The serving role must decrypt the artifact the training wrote with these keys.
+            model_kms_key=_artifact_key(self, self.parts),
+            variant_name=variant_name,
+            function_url=function_url,
+            function_url_auth_type=function_url_auth_type,
+            allow_unauthenticated_function_url=allow_unauthenticated_function_url,
         )
-        if endpoint.workflow is None:  # pragma: no cover - RLEndpoint builds it for a target
-            raise ValidationError(f"{endpoint.node.path} has no serving workflow")
-        self.training_run.start_workflow(endpoint.workflow, depends_on=[endpoint.role])
+        if endpoint.workflow is not None:
+            self.training_run.start_workflow(endpoint.workflow, depends_on=[endpoint.role])
+        self._endpoint = endpoint
         return endpoint
 
-    @classmethod
-    def attach(
-        cls,
-        scope: Construct,
-        construct_id: str,
-        *,
-        training_job_name: str,
-        image: ContainerImage | str | None = None,
-        toolkit: RLToolkit | str | None = None,
-        toolkit_version: str | None = None,
-        framework: RLFramework | str | None = None,
-        framework_version: str | None = None,
-    ) -> AttachedTrainingJob:
-        """Bind to an existing training job so ``deploy()`` serves its model (seed ``attach``)."""
-        return AttachedTrainingJob(
-            scope,
-            construct_id,
-            training_job_name=training_job_name,
-            image=image,
-            toolkit=toolkit,
-            toolkit_version=toolkit_version,
-            framework=framework,
-            framework_version=framework_version,
-        )
+    #: ``RLEstimator.attach(scope, id, training_job_name=...)``: serve a training job that
+    #: already exists (the seed's classmethod; the class it builds is the public piece).
+    attach = AttachedTrainingJob
 
-    # ------------------------------------------------------------------------------ internals
-    def fingerprint(self) -> str:
-        """A hash of everything that defines the training; any change means a new training job."""
-        resolved = self._stack.resolve(
-            {
-                "request": self.step.request(),
-                "inputs": input_data_config(self.step.parts, self.step.inputs),
-                "source": self.source.bundle.tar_sha256,
-                "revision": self.training_revision,
-            }
-        )
-        text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
 
-    def _grant_inputs(self, channels: Mapping[str, str]) -> None:
-        if not isinstance(self.role, iam.Role):
-            return
-        for name, uri in channels.items():
-            location = parse_s3_uri(uri, f"inputs[{name!r}]")
-            self.role.add_to_policy(
-                iam.PolicyStatement(actions=["s3:GetObject"], resources=[location.objects_arn()])
+def _artifact_key(scope: Construct, parts: TrainingJobParts) -> kms.IKey | None:
+    """The key that encrypts model.tar.gz: output_kms_key, else the bucket's own key."""
+    key = parts.output_kms_key
+    if key is not None:
+        if key.key is not None:
+            return key.key
+        if key.key_arn is not None and not Token.is_unresolved(key.key_arn):
+            return kms.Key.from_key_arn(scope, "OutputKey", key.key_arn)
+    return parts.output.encryption_key
+
+
+def _output(
+    scope: Construct,
+    output_path: str | s3.IBucket | None,
+    output_prefix: str | None,
+    artifact_bucket: s3.IBucket | None,
+    bucket_encryption_key: kms.IKey | None,
+) -> tuple[str | s3.IBucket, str | None]:
+    """The user's output location, else their artifact bucket or one of ours (prefix training)."""
+    bucket_key = kms_key(scope, bucket_encryption_key, "bucket_encryption_key")
+    if bucket_key is not None and bucket_key.key is None:
+        raise invalid("bucket_encryption_key", bucket_encryption_key, "an aws_kms.IKey")
+    if output_path is not None:
+        if artifact_bucket is not None:
+            raise ValidationError(
+                f"output_path={output_path!r} and artifact_bucket are two ways to name where "
+                "artifacts go; give one. See README.md#argument-reference."
             )
-            self.role.add_to_policy(
-                iam.PolicyStatement(actions=["s3:ListBucket"], resources=[location.bucket_arn])
-            )
-
-    def _artifact_key(self) -> kms.IKey | None:
-        """The key that encrypts model.tar.gz: output_kms_key, else the bucket's own key."""
-        if self.output_kms is not None:
-            if self.output_kms.key is not None:
-                return self.output_kms.key
-            if self.output_kms.key_arn is not None and not Token.is_unresolved(
-                self.output_kms.key_arn
-            ):
-                return kms.Key.from_key_arn(self, "OutputKey", self.output_kms.key_arn)
-        return self.output_location.encryption_key
+        return output_path, output_prefix
+    if output_prefix is not None:
+        raise invalid("output_prefix", output_prefix, "None unless output_path is given")
+    bucket = artifact_bucket or create_artifact_bucket(
+        scope, bucket_key.key if bucket_key else None
+    )
+    return bucket, "training"

@@ -11,11 +11,9 @@ fails the deployment, with a readable message, in a region where the image is no
 
 from __future__ import annotations
 
-import inspect
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from aws_cdk import Aws, Fn, Stack, Token
@@ -35,16 +33,20 @@ from .catalogue import (
     resolve_rl,
     rl_versions_hint,
 )
-from .ecr_uri import DIGEST_RE, TAG_RE, parse_ecr_uri
+from .ecr_uri import parse_ecr_uri
 from .registry import RegistryMapping
 from .toolkits import (
-    ARM_FAMILY_RE,
     IMAGES_REFERENCE,
     Processor,
     RLFramework,
     RLToolkit,
-    instance_family,
     processor_for,
+)
+from .user_image_checks import (
+    asset_platform,
+    check_asset,
+    check_image_uri,
+    check_repository_and_tag,
 )
 
 
@@ -418,22 +420,7 @@ class _FrameworkImage(_CatalogueImage):
 
 class _UriImage(ContainerImage):
     def __init__(self, uri: str) -> None:
-        if not isinstance(uri, str) or not uri.strip():
-            raise invalid("image_uri", uri, "a non-empty image URI", see=IMAGES_REFERENCE)
-        if not Token.is_unresolved(uri):
-            if uri != uri.strip() or any(c.isspace() for c in uri):
-                raise invalid(
-                    "image_uri", uri, "an image URI without whitespace", see=IMAGES_REFERENCE
-                )
-            if "://" in uri:
-                raise invalid(
-                    "image_uri",
-                    uri,
-                    "a registry path such as 123456789012.dkr.ecr.us-west-2.amazonaws.com/repo:tag "
-                    "(an image reference has no URL scheme)",
-                    see=IMAGES_REFERENCE,
-                )
-        self.uri = uri
+        self.uri = check_image_uri(uri)
         self.ecr = parse_ecr_uri(uri)
 
     def __repr__(self) -> str:
@@ -446,23 +433,7 @@ class _UriImage(ContainerImage):
 
 class _EcrRepositoryImage(ContainerImage):
     def __init__(self, repository: ecr.IRepository, tag: str) -> None:
-        if not all(hasattr(repository, a) for a in ("repository_uri_for_tag", "repository_arn")):
-            raise invalid(
-                "repository",
-                repository,
-                "an aws_ecr.IRepository (ecr.Repository or Repository.from_repository_name(...))",
-                see=IMAGES_REFERENCE,
-            )
-        if not isinstance(tag, str) or not (
-            Token.is_unresolved(tag) or TAG_RE.match(tag) or DIGEST_RE.match(tag)
-        ):
-            raise invalid(
-                "tag",
-                tag,
-                "an image tag of up to 128 letters, digits and _.- (not starting with . or -) "
-                "or a digest sha256:<64 hex digits>",
-                see=IMAGES_REFERENCE,
-            )
+        check_repository_and_tag(repository, tag)
         self.repository = repository
         self.tag = tag
 
@@ -476,57 +447,18 @@ class _EcrRepositoryImage(ContainerImage):
         )
 
 
-def _asset_option_names() -> frozenset[str]:
-    parameters = inspect.signature(ecr_assets.DockerImageAsset.__init__).parameters
-    return frozenset(parameters) - {"self", "scope", "id", "directory"}
-
-
 class _AssetImage(ContainerImage):
     def __init__(self, directory: str | os.PathLike[str], options: Mapping[str, Any]) -> None:
-        unknown = sorted(set(options) - _asset_option_names())
-        if unknown:
-            raise invalid(
-                "from_asset option",
-                unknown[0],
-                sorted(_asset_option_names()),
-                see="https://docs.aws.amazon.com/cdk/api/v2/python/aws_cdk.aws_ecr_assets/DockerImageAsset.html",
-            )
-        path = Path(directory)
-        if not path.is_dir():
-            raise invalid(
-                "directory",
-                str(directory),
-                "an existing directory with a Dockerfile",
-                see=IMAGES_REFERENCE,
-            )
-        dockerfile = options.get("file") or "Dockerfile"
-        if not (path / dockerfile).is_file():
-            raise invalid(
-                "directory",
-                str(directory),
-                f"a directory containing {dockerfile} (not found at {path / dockerfile})",
-                see=IMAGES_REFERENCE,
-            )
-        self.directory = str(path.resolve())
+        self.directory = check_asset(directory, options)
         self.options = dict(options)
         self._bound: list[tuple[Construct, str, BoundImage]] = []
 
     def __repr__(self) -> str:
         return f"ContainerImage.from_asset({self.directory!r})"
 
-    def _platform(self, instance_type: str) -> ecr_assets.Platform:
-        """The user's platform, else the one the instance runs: Graviton families are arm64."""
-        explicit: ecr_assets.Platform | None = self.options.get("platform")
-        if explicit is not None:
-            return explicit
-        family = instance_family(instance_type) if isinstance(instance_type, str) else ""
-        if ARM_FAMILY_RE.search(family):
-            return ecr_assets.Platform.LINUX_ARM64
-        return ecr_assets.Platform.LINUX_AMD64
-
     def bind(self, scope: Construct, *, instance_type: str) -> BoundImage:
         """One asset per scope and platform: training and serving on x86 share one build."""
-        platform = self._platform(instance_type)
+        platform = asset_platform(self.options, instance_type)
         for bound_scope, bound_platform, bound in self._bound:
             if bound_scope is scope and bound_platform == platform.platform:
                 return bound

@@ -8,7 +8,7 @@ image.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import Token
 from aws_cdk import aws_iam as iam
@@ -17,7 +17,7 @@ from constructs import Construct
 
 from .._arns import training_log_group, training_log_group_streams, training_log_streams
 from .._iam import acknowledge_wildcard
-from .._s3 import S3Location
+from .._s3 import S3Location, parse_s3_uri
 from ..errors import invalid
 from ..images import BoundImage
 from ..source import TrainingSource
@@ -151,4 +151,18 @@ def grant_training(
             role,
             checkpoint.objects_arn(),
             "SageMaker syncs checkpoint files it names under the checkpoint prefix.",
+        )
+
+
+def grant_inputs(role: iam.IRole, channels: Mapping[str, str]) -> None:
+    """Read access to the ``fit()`` channels, on a role we created (a user's role is theirs)."""
+    if not isinstance(role, iam.Role):
+        return
+    for name, uri in channels.items():
+        location = parse_s3_uri(uri, f"inputs[{name!r}]")
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:GetObject"], resources=[location.objects_arn()])
+        )
+        role.add_to_policy(
+            iam.PolicyStatement(actions=["s3:ListBucket"], resources=[location.bucket_arn])
         )

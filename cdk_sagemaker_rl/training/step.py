@@ -10,6 +10,8 @@ the step go to the role the training job runs as.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -156,6 +158,20 @@ class RLTrainingStep(sfn.CustomState):
         super().bind_to_graph(graph)
         for statement in self._statements:
             graph.register_policy_statement(statement)
+
+    def fingerprint(self, revision: str | None = None) -> str:
+        """A hash of everything that defines the training (request, channels, code, revision):
+        any change means a new training job, no change means none."""
+        resolved = Stack.of(self).resolve(
+            {
+                "request": self.request(),
+                "inputs": input_data_config(self.parts, self._inputs),
+                "source": self.parts.source.bundle.tar_sha256,
+                "revision": revision,
+            }
+        )
+        text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
     def request(self) -> dict[str, Any]:
         """The CreateTrainingJob request with every late value as it is now (for fingerprints)."""
