@@ -51,7 +51,8 @@ from pathlib import Path
 from types import ModuleType, TracebackType
 from typing import Any
 
-from cdk_sagemaker_rl.local.training_runner import extract_tar_safely, unsatisfied_requirements
+from cdk_sagemaker_rl.local.archives import extract_tar_safely
+from cdk_sagemaker_rl.local.requirements import unsatisfied_requirements
 
 __all__ = [
     "InferenceHandler",

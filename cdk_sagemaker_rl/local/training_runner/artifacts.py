@@ -1,0 +1,42 @@
+"""What a job leaves behind: ``model/`` and ``output/data/`` as tarballs at SageMaker's S3 keys.
+
+Uploaded when the script completes and also when the job is stopped or runs out of time, as
+SageMaker does: whatever the script saved before it was stopped is its model.
+"""
+
+from __future__ import annotations
+
+import tarfile
+from typing import Any
+
+from ..archives import add_tree
+from .contract import Layout
+from .control import JobFailed
+from .job import JobSpec, split_s3_uri
+from .job_log import JobLog
+
+__all__ = ["upload_artifacts"]
+
+
+def upload_artifacts(job: JobSpec, layout: Layout, s3: Any, log: JobLog) -> tuple[str, str]:
+    """Upload ``model/`` and ``output/data/`` as SageMaker does; return their S3 URIs."""
+    bucket, prefix = split_s3_uri(job.output_path)
+    base_key = f"{prefix}/{job.name}/output" if prefix else f"{job.name}/output"
+    uris = []
+    for source, name in (
+        (layout.model_dir, "model.tar.gz"),
+        (layout.output_data_dir, "output.tar.gz"),
+    ):
+        archive = layout.base / name
+        with tarfile.open(archive, "w:gz") as tar:
+            add_tree(tar, source)
+        key = f"{base_key}/{name}"
+        try:
+            s3.upload_file(str(archive), bucket, key)
+        except Exception as error:
+            raise JobFailed(
+                f"ClientError: could not upload s3://{bucket}/{key}: {error}"
+            ) from error
+        uris.append(f"s3://{bucket}/{key}")
+        log.info(f"Uploaded {source} to s3://{bucket}/{key}")
+    return uris[0], uris[1]
