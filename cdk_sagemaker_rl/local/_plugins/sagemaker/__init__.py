@@ -1,0 +1,80 @@
+"""SageMaker that trains and serves on this machine.
+
+moto completes every training job at once without running anything and answers InvokeEndpoint
+with canned results; it also lacks StopTrainingJob and UpdateEndpoint. This plugin:
+
+- runs CreateTrainingJob's request through ``training_runner.run_training_job`` in a background
+  thread (work tree under ``<state>/training``): DescribeTrainingJob shows
+  ``InProgress`` and then ``Completed``/``Failed``/``Stopped`` with FailureReason, ModelArtifacts
+  and timings; the log lines go to CloudWatch Logs (``/aws/sagemaker/TrainingJobs``, stream
+  ``<job>/algo-1-<epoch>``) and to ``<state>/training.log`` (``<job> | <line>``) for a progress
+  display to tail; StopTrainingJob sets the runner's stop event;
+- starts a :class:`cdk_sagemaker_rl.local.model_server.LocalModelServer` for CreateEndpoint and
+  UpdateEndpoint (endpoint config -> first production variant -> model -> primary container's
+  ModelDataUrl, downloaded from the emulated S3, and Environment): ``Creating`` -> ``InService``,
+  or ``Failed`` with the reason; an update swaps servers once the new one answers ``/ping``;
+  DeleteEndpoint stops the server; CloudFormation endpoints wait for ``InService`` like
+  CloudFormation does;
+- forwards sagemaker-runtime InvokeEndpoint to the endpoint's server (Body, ContentType, Accept,
+  custom attributes); an error status from the model is SageMaker's ``ModelError`` (424) with
+  ``OriginalStatusCode`` and ``OriginalMessage``.
+
+Stopping the emulator stops every job (the runner ends its processes) and every model server.
+
+The S3 requests a training job or a model server makes are the ones SageMaker makes with the
+job's ``RoleArn`` or the model's ``ExecutionRoleArn``: their User-Agent names that role
+(``app/<id>``, see ``lambda_exec.app_id_for``), so a recording of the emulator's requests can be
+checked against the role's policies.
+
+One module per part: :mod:`.training_jobs`, :mod:`.endpoints`, :mod:`.invocations`, and
+:mod:`.role_s3` (the S3 client a job or a server acts with); this package installs them.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..runtime import LOG
+from . import endpoints, invocations, training_jobs
+from .training_jobs import TRAINING_LOG_NAME
+
+__all__ = ["TRAINING_LOG_NAME", "install", "snapshot", "stop_all"]
+
+
+def snapshot() -> dict[str, Any]:
+    """Training jobs and endpoints the emulator is running (for ``/_local/status``)."""
+    return {"training_jobs": training_jobs.snapshot(), "endpoints": endpoints.snapshot()}
+
+
+def stop_all(timeout: float = 60.0) -> None:
+    """Stop every training job and model server (emulator stop): no process is left behind."""
+    runs = training_jobs.detach_all()
+    servers = endpoints.detach_all()
+    for run in runs:
+        run.stop_event.set()
+    deadline = time.monotonic() + timeout
+    for run in runs:
+        if run.thread is not None:
+            run.thread.join(max(0.0, deadline - time.monotonic()))
+            if run.thread.is_alive():
+                LOG.warning("training job %s did not stop in time", run.name)
+    for server in servers:
+        try:
+            server.stop()
+        except Exception:
+            LOG.exception("could not stop a model server")
+
+
+_installed = False
+
+
+def install() -> None:
+    """Patch moto's SageMaker and SageMaker Runtime (once per process)."""
+    global _installed
+    if _installed:
+        return
+    training_jobs.install()
+    endpoints.install()
+    invocations.install()
+    _installed = True
