@@ -184,7 +184,7 @@ def test_a_missing_local_extra_names_the_extra(
     def without_rl_toolkit(name: str, *args: object) -> object:
         return None if name == "stable_baselines3" else real_find_spec(name, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(cli.importlib.util, "find_spec", without_rl_toolkit)
+    monkeypatch.setattr(importlib.util, "find_spec", without_rl_toolkit)
     code = cli.main(["deploy", "--state-dir", str(tmp_path / "state"), "--port", str(free_port())])
     assert code == 1
     error = capsys.readouterr().err
