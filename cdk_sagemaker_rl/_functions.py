@@ -15,10 +15,29 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from ._handlers import handler_root
-from ._iam import acknowledge_compliance, acknowledge_wildcard
+from ._iam import acknowledge_all, acknowledge_wildcard, compliance_findings
 
 #: The latest Python runtime the pinned aws-cdk-lib knows; the handlers use only the stdlib + boto3.
 RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+#: The HIPAA / NIST Lambda rules every bundled function answers the same way.
+_FUNCTION_FINDINGS = (
+    *compliance_findings(
+        "LambdaConcurrency",
+        "Reserved concurrency would fail the deploy in accounts at the default limit of 10; the "
+        "function is invoked by CloudFormation, Step Functions or its callers synchronously.",
+    ),
+    *compliance_findings(
+        "LambdaDLQ",
+        "Never invoked asynchronously: custom resources answer CloudFormation themselves, the "
+        "signal task retries, predict is synchronous. There is nothing for a DLQ to keep.",
+    ),
+    *compliance_findings(
+        "LambdaInsideVPC",
+        "It calls only AWS APIs (and a presigned S3 URL); the stack owns no VPC to place it in.",
+    ),
+)
 
 
 def code_for(folder: str) -> lambda_.AssetCode:
@@ -80,21 +99,5 @@ def bundled_function(
         logging_format=lambda_.LoggingFormat.JSON,
         log_group=log_group,
     )
-    acknowledge_compliance(
-        function,
-        "LambdaConcurrency",
-        "Reserved concurrency would fail the deploy in accounts at the default limit of 10; the "
-        "function is invoked by CloudFormation, Step Functions or its callers synchronously.",
-    )
-    acknowledge_compliance(
-        function,
-        "LambdaDLQ",
-        "Never invoked asynchronously: custom resources answer CloudFormation themselves, the "
-        "signal task retries, predict is synchronous. There is nothing for a DLQ to keep.",
-    )
-    acknowledge_compliance(
-        function,
-        "LambdaInsideVPC",
-        "It calls only AWS APIs (and a presigned S3 URL); the stack owns no VPC to place it in.",
-    )
+    acknowledge_all(function, _FUNCTION_FINDINGS)
     return function

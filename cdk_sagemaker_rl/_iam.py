@@ -7,6 +7,7 @@ we cannot avoid is acknowledged in cdk-nag right next to the statement, with the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +52,20 @@ def parse_s3_uri(value: str, argument: str) -> S3Location:
     return S3Location(match["bucket"], (match["key"] or "").strip("/"))
 
 
+#: One cdk-nag finding to acknowledge: (finding-level rule id, reason).
+Finding = tuple[str, str]
+
+
 def acknowledge(scope: IConstruct, rule: str, reason: str) -> None:
     """Acknowledge one cdk-nag finding on ``scope`` (a finding-level id such as IAM5[...])."""
-    Validations.of(scope).acknowledge(Acknowledgment(id=rule, reason=reason))
+    acknowledge_all(scope, [(rule, reason)])
+
+
+def acknowledge_all(scope: IConstruct, findings: Iterable[Finding]) -> None:
+    """Acknowledge several findings on ``scope`` at once (one ``Validations.acknowledge``)."""
+    acknowledgments = [Acknowledgment(id=rule, reason=reason) for rule, reason in findings]
+    if acknowledgments:
+        Validations.of(scope).acknowledge(*acknowledgments)
 
 
 def _nag_render(value: Any) -> str:
@@ -72,25 +84,54 @@ def _nag_render(value: Any) -> str:
     raise ValueError(f"cannot name {value!r} as a cdk-nag finding")  # pragma: no cover
 
 
-def acknowledge_wildcard(scope: IConstruct, resource: str, reason: str) -> None:
-    """Acknowledge the AwsSolutions-IAM5 finding for one wildcard resource on ``scope``.
+def wildcard_finding(
+    scope: IConstruct, resource: str, reason: str, *, stack: Stack | None = None
+) -> Finding:
+    """The AwsSolutions-IAM5 finding for one wildcard ``resource`` of a policy on ``scope``.
 
     cdk-nag v3 reports each wildcard separately, named after the resource as it appears in the
     template, so the acknowledgement must name that resource too: a blanket one would hide a
-    wildcard added later by mistake.
+    wildcard added later by mistake. A literal (``"*"``) is its own name; a resource with tokens
+    is resolved in ``stack`` (``scope``'s stack unless the caller has it at hand).
     """
-    rendered = _nag_render(Stack.of(scope).resolve(resource))
-    acknowledge(scope, f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason)
+    if "${Token[" in resource:
+        rendered = _nag_render((stack or Stack.of(scope)).resolve(resource))
+    else:
+        rendered = resource
+    return f"AwsSolutions::AwsSolutions-IAM5[Resource::{rendered}]", reason
+
+
+def acknowledge_wildcard(
+    scope: IConstruct, resource: str, reason: str, *, stack: Stack | None = None
+) -> None:
+    """Acknowledge the AwsSolutions-IAM5 finding for one wildcard resource on ``scope``."""
+    acknowledge_all(scope, [wildcard_finding(scope, resource, reason, stack=stack)])
+
+
+def acknowledge_wildcards(
+    scope: IConstruct, wildcards: Iterable[tuple[str, str]], *, stack: Stack | None = None
+) -> None:
+    """:func:`acknowledge_wildcard` for several ``(resource, reason)`` pairs on one scope."""
+    findings = []
+    for resource, reason in wildcards:
+        if stack is None and "${Token[" in resource:
+            stack = Stack.of(scope)
+        findings.append(wildcard_finding(scope, resource, reason, stack=stack))
+    acknowledge_all(scope, findings)
 
 
 #: The compliance packs (cdk-nag) whose rules our constructs answer for, besides AwsSolutions.
 COMPLIANCE_PACKS = ("HIPAA.Security", "NIST.800.53.R5")
 
 
+def compliance_findings(rule: str, reason: str) -> list[Finding]:
+    """One rule of the HIPAA Security and NIST 800-53 R5 packs, as findings of both."""
+    return [(f"{pack}::{pack}-{rule}", reason) for pack in COMPLIANCE_PACKS]
+
+
 def acknowledge_compliance(scope: IConstruct, rule: str, reason: str) -> None:
     """Acknowledge one rule of the HIPAA Security and NIST 800-53 R5 packs on ``scope``."""
-    for pack in COMPLIANCE_PACKS:
-        acknowledge(scope, f"{pack}::{pack}-{rule}", reason)
+    acknowledge_all(scope, compliance_findings(rule, reason))
 
 
 def pass_role_to_sagemaker(sid: str, role_arn: str) -> iam.PolicyStatement:

@@ -13,7 +13,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from .._functions import bundled_function
-from .._iam import acknowledge_wildcard
+from .._iam import acknowledge_wildcards
 from .tags import SERVING_TAG_KEY
 
 
@@ -66,19 +66,22 @@ def serving_cleanup(
             resources=["*"],
         )
     )
-    role = function.role
-    for resource in (model_arns, endpoint_config_arns):
-        acknowledge_wildcard(
-            role,  # type: ignore[arg-type]
-            resource,
-            "Deletes the models/endpoint configs the workflow created (<base>-<timestamp>, "
-            "tagged with the endpoint name); the tag is checked before each deletion.",
-        )
-    acknowledge_wildcard(
-        role,  # type: ignore[arg-type]
-        "*",
-        "sagemaker:ListModels and ListEndpointConfigs have no resource type; X-Ray tracing "
-        "has none either.",
+    deletes = (
+        "Deletes the models/endpoint configs the workflow created (<base>-<timestamp>, "
+        "tagged with the endpoint name); the tag is checked before each deletion."
+    )
+    acknowledge_wildcards(
+        function.role,  # type: ignore[arg-type]
+        [
+            (model_arns, deletes),
+            (endpoint_config_arns, deletes),
+            (
+                "*",
+                "sagemaker:ListModels and ListEndpointConfigs have no resource type; X-Ray "
+                "tracing has none either.",
+            ),
+        ],
+        stack=function.stack,
     )
     return CustomResource(
         scope,

@@ -12,7 +12,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from .._iam import acknowledge_wildcard
+from .._iam import acknowledge_wildcard, acknowledge_wildcards
 from ..images import BoundImage
 
 
@@ -80,23 +80,22 @@ def model_role(
         )
     if model_kms_key is not None:
         model_kms_key.grant_decrypt(role)
-    acknowledge_wildcard(
-        role,
-        endpoint_logs,
-        "SageMaker names the endpoint's log group and streams at run time.",
-    )
-    acknowledge_wildcard(
-        role,
-        "*",
-        "cloudwatch:PutMetricData (limited by a namespace condition) and "
-        "ecr:GetAuthorizationToken have no resource type.",
-    )
+    wildcards = [
+        (endpoint_logs, "SageMaker names the endpoint's log group and streams at run time."),
+        (
+            "*",
+            "cloudwatch:PutMetricData (limited by a namespace condition) and "
+            "ecr:GetAuthorizationToken have no resource type.",
+        ),
+    ]
     if image is None:
-        acknowledge_wildcard(
-            role,
-            attached_repositories,
-            "An attached job's training image is only known at deploy time.",
+        wildcards.append(
+            (
+                attached_repositories,
+                "An attached job's training image is only known at deploy time.",
+            )
         )
+    acknowledge_wildcards(role, wildcards)
     return role
 
 

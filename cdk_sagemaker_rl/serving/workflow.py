@@ -32,7 +32,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from .._arns import executions, named_after, sagemaker_arn
-from .._iam import acknowledge_wildcard, pass_role_to_sagemaker, sync_events_rule
+from .._iam import acknowledge_wildcards, pass_role_to_sagemaker, sync_events_rule
 from .._kms import KmsKeyRef
 from ..errors import ValidationError
 from .cleanup import serving_cleanup
@@ -237,26 +237,28 @@ class ServingWorkflow(Construct):
             )
         for statement in statements:
             machine.add_to_role_policy(statement)
-        acknowledge_wildcard(
+        acknowledge_wildcards(
             machine.role,
-            training_executions,
-            "Follows (and on stop, stops) the nested training execution it starts; its name is "
-            "chosen per run.",
-        )
-        acknowledge_wildcard(
-            machine.role,
-            self.model_arns,
-            "Each run creates a model named after its training job (<base>-<timestamp>).",
-        )
-        acknowledge_wildcard(
-            machine.role,
-            self.endpoint_config_arns,
-            "Each run creates an endpoint config named after its training job "
-            "(<base>-<timestamp>) and deploys it to the one endpoint.",
-        )
-        acknowledge_wildcard(
-            machine.role,
-            "*",
-            "Log delivery (logs:*LogDelivery, DescribeLogGroups...) and X-Ray actions have no "
-            "resource type.",
+            [
+                (
+                    training_executions,
+                    "Follows (and on stop, stops) the nested training execution it starts; its "
+                    "name is chosen per run.",
+                ),
+                (
+                    self.model_arns,
+                    "Each run creates a model named after its training job (<base>-<timestamp>).",
+                ),
+                (
+                    self.endpoint_config_arns,
+                    "Each run creates an endpoint config named after its training job "
+                    "(<base>-<timestamp>) and deploys it to the one endpoint.",
+                ),
+                (
+                    "*",
+                    "Log delivery (logs:*LogDelivery, DescribeLogGroups...) and X-Ray actions "
+                    "have no resource type.",
+                ),
+            ],
+            stack=stack,
         )

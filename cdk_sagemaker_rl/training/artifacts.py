@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from .._iam import acknowledge, acknowledge_compliance
+from .._iam import acknowledge_all, acknowledge_compliance, compliance_findings
 
 #: With this flag unset (apps without the recommended flags), CDK grants S3 log delivery through
 #: the ``LogDeliveryWrite`` ACL, which cfn-lint reports (W3045); the bucket policy it uses when the
@@ -27,22 +27,25 @@ def artifact_bucket(scope: Construct, key: kms.IKey | None) -> s3.Bucket:
         object_ownership=s3.ObjectOwnership.BUCKET_OWNER_PREFERRED,
         removal_policy=RemovalPolicy.RETAIN,
     )
-    acknowledge(
+    acknowledge_all(
         access_logs,
-        "AwsSolutions::AwsSolutions-S1",
-        "This bucket receives the artifact bucket's server access logs; logging it into "
-        "itself would loop.",
-    )
-    acknowledge_compliance(
-        access_logs,
-        "S3DefaultEncryptionKMS",
-        "S3 delivers server access logs only to buckets encrypted with SSE-S3, not SSE-KMS.",
-    )
-    acknowledge_compliance(
-        access_logs,
-        "S3BucketReplicationEnabled",
-        "A log sink of this stack; replication needs a bucket in another region that a "
-        "single-region stack cannot own. Versioned and retained instead.",
+        [
+            (
+                "AwsSolutions::AwsSolutions-S1",
+                "This bucket receives the artifact bucket's server access logs; logging it "
+                "into itself would loop.",
+            ),
+            *compliance_findings(
+                "S3DefaultEncryptionKMS",
+                "S3 delivers server access logs only to buckets encrypted with SSE-S3, not "
+                "SSE-KMS.",
+            ),
+            *compliance_findings(
+                "S3BucketReplicationEnabled",
+                "A log sink of this stack; replication needs a bucket in another region that a "
+                "single-region stack cannot own. Versioned and retained instead.",
+            ),
+        ],
     )
     bucket = s3.Bucket(
         scope,

@@ -10,7 +10,7 @@ from constructs import Construct, IConstruct
 
 from .._arns import sagemaker_arn
 from .._functions import bundled_function
-from .._iam import acknowledge_compliance
+from .._iam import acknowledge_all, compliance_findings
 from .._naming import check_sagemaker_name
 from .._signature import named_options
 from ..errors import ValidationError
@@ -20,16 +20,19 @@ from ..serving import RLEndpoint, serving_plan_for_attached
 
 def acknowledge_construct_policies(scope: IConstruct) -> None:
     """HIPAA / NIST rules answered the same way for every role and log group we create."""
-    acknowledge_compliance(
+    acknowledge_all(
         scope,
-        "IAMNoInlinePolicy",
-        "Each role's only policy holds the CDK grants for that one role, created and deleted "
-        "with it; a managed policy would narrow nothing.",
-    )
-    acknowledge_compliance(
-        scope,
-        "CloudWatchLogGroupEncrypted",
-        "CloudWatch Logs encrypts log groups at rest by default; no payload is logged.",
+        [
+            *compliance_findings(
+                "IAMNoInlinePolicy",
+                "Each role's only policy holds the CDK grants for that one role, created and "
+                "deleted with it; a managed policy would narrow nothing.",
+            ),
+            *compliance_findings(
+                "CloudWatchLogGroupEncrypted",
+                "CloudWatch Logs encrypts log groups at rest by default; no payload is logged.",
+            ),
+        ],
     )
 
 

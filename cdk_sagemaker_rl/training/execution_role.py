@@ -16,7 +16,7 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from .._arns import training_log_group, training_log_group_streams, training_log_streams
-from .._iam import acknowledge_wildcard
+from .._iam import acknowledge_wildcards
 from .._s3 import S3Location, parse_s3_uri
 from ..errors import invalid
 from ..images import BoundImage
@@ -124,34 +124,34 @@ def grant_training(
             iam.PolicyStatement(actions=["kms:Decrypt", "kms:GenerateDataKey"], resources=[arn])
         )
     image.grant_pull(role)
-    acknowledge_wildcard(
-        role,
-        output.objects_arn(),
-        "SageMaker writes <output path>/<job name>/output/... with a job name chosen per run.",
-    )
-    acknowledge_wildcard(
-        role,
-        training_log_group_streams(stack),
-        "SageMaker creates and lists its job's log streams in /aws/sagemaker/TrainingJobs; "
-        "writing is limited to this estimator's streams.",
-    )
-    acknowledge_wildcard(
-        role,
-        training_log_streams(stack, job_name_base),
-        "SageMaker names the job's log streams <job name>/algo-<n>-<epoch> at run time.",
-    )
-    acknowledge_wildcard(
-        role,
-        "*",
-        "cloudwatch:PutMetricData (limited by a namespace condition) and "
-        "ecr:GetAuthorizationToken have no resource type.",
-    )
+    wildcards = [
+        (
+            output.objects_arn(),
+            "SageMaker writes <output path>/<job name>/output/... with a job name chosen per run.",
+        ),
+        (
+            training_log_group_streams(stack),
+            "SageMaker creates and lists its job's log streams in /aws/sagemaker/TrainingJobs; "
+            "writing is limited to this estimator's streams.",
+        ),
+        (
+            training_log_streams(stack, job_name_base),
+            "SageMaker names the job's log streams <job name>/algo-<n>-<epoch> at run time.",
+        ),
+        (
+            "*",
+            "cloudwatch:PutMetricData (limited by a namespace condition) and "
+            "ecr:GetAuthorizationToken have no resource type.",
+        ),
+    ]
     if checkpoint is not None:
-        acknowledge_wildcard(
-            role,
-            checkpoint.objects_arn(),
-            "SageMaker syncs checkpoint files it names under the checkpoint prefix.",
+        wildcards.append(
+            (
+                checkpoint.objects_arn(),
+                "SageMaker syncs checkpoint files it names under the checkpoint prefix.",
+            )
         )
+    acknowledge_wildcards(role, wildcards, stack=stack)
 
 
 def grant_inputs(role: iam.IRole, channels: Mapping[str, str]) -> None:

@@ -75,6 +75,7 @@ class TrainingNetwork:
             role,
             interfaces,
             "SageMaker creates the job's network interfaces; their ids are not known in advance.",
+            stack=stack,
         )
 
 

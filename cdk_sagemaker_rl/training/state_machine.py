@@ -20,7 +20,7 @@ from constructs import Construct
 
 from .._arns import training_log_group_streams, training_log_streams
 from .._functions import bundled_function
-from .._iam import acknowledge_wildcard
+from .._iam import acknowledge_wildcards
 from .step import RLTrainingStep
 
 
@@ -108,34 +108,36 @@ def training_state_machine(scope: Construct, step: RLTrainingStep) -> TrainingSt
         tracing_enabled=True,
         comment="Runs one SageMaker RL training job (cdk-sagemaker-rl RLEstimator)",
     )
-    acknowledge_wildcard(
+    stack = Stack.of(scope)
+    acknowledge_wildcards(
         machine.role,
-        f"{signal.function_arn}:*",
-        "The LambdaInvoke task's grant on the signal function's versions.",
+        [
+            (
+                f"{signal.function_arn}:*",
+                "The LambdaInvoke task's grant on the signal function's versions.",
+            ),
+            (
+                "*",
+                "Log delivery (logs:*LogDelivery, DescribeLogGroups...) and X-Ray actions have "
+                "no resource type.",
+            ),
+        ],
+        stack=stack,
     )
-    acknowledge_wildcard(
-        machine.role,
-        "*",
-        "Log delivery (logs:*LogDelivery, DescribeLogGroups...) and X-Ray actions have no "
-        "resource type.",
-    )
-    _grant_signal_function(signal, step)
+    _grant_signal_function(signal, step, stack)
     return TrainingStateMachine(machine, log_group, signal)
 
 
-def _grant_signal_function(function: lambda_.Function, step: RLTrainingStep) -> None:
+def _grant_signal_function(function: lambda_.Function, step: RLTrainingStep, stack: Stack) -> None:
     """It reads the failed job and the tail of that job's log streams, nothing else."""
-    stack = Stack.of(function)
     streams = training_log_streams(stack, step.job_name_base)
+    jobs = step.training_job_arns
+    log_group = training_log_group_streams(stack)
     function.add_to_role_policy(
-        iam.PolicyStatement(
-            actions=["sagemaker:DescribeTrainingJob"], resources=[step.training_job_arns]
-        )
+        iam.PolicyStatement(actions=["sagemaker:DescribeTrainingJob"], resources=[jobs])
     )
     function.add_to_role_policy(
-        iam.PolicyStatement(
-            actions=["logs:DescribeLogStreams"], resources=[training_log_group_streams(stack)]
-        )
+        iam.PolicyStatement(actions=["logs:DescribeLogStreams"], resources=[log_group])
     )
     function.add_to_role_policy(
         iam.PolicyStatement(actions=["logs:GetLogEvents"], resources=[streams])
@@ -145,11 +147,16 @@ def _grant_signal_function(function: lambda_.Function, step: RLTrainingStep) -> 
         "(<base>-<timestamp>) is only known at run time."
     )
     role: iam.IRole = function.role  # type: ignore[assignment]
-    for resource in (step.training_job_arns, streams):
-        acknowledge_wildcard(role, resource, reason)
-    acknowledge_wildcard(
+    acknowledge_wildcards(
         role,
-        training_log_group_streams(stack),
-        "logs:DescribeLogStreams acts on the log group; it lists stream names, the events of "
-        "other jobs' streams stay unreadable.",
+        [
+            (jobs, reason),
+            (streams, reason),
+            (
+                log_group,
+                "logs:DescribeLogStreams acts on the log group; it lists stream names, the "
+                "events of other jobs' streams stay unreadable.",
+            ),
+        ],
+        stack=stack,
     )
