@@ -120,8 +120,11 @@ def _load_handler(state: State, function: str) -> Any:
         raise LocalModeError(f"the predict function's asset is not in {state.cdk_out}: redeploy")
     module_name, _, attribute = config["Handler"].rpartition(".")
     os.environ.update({**aws_env(state.port), **environment})
+    # The asset root is the task root, as in Lambda: the handler's own imports resolve from it,
+    # and a dotted handler (package.module.function) names a file below it.
+    sys.path.insert(0, str(code_dir))
     spec = importlib.util.spec_from_file_location(
-        "local_predict_handler", code_dir / f"{module_name}.py"
+        "local_predict_handler", code_dir / f"{module_name.replace('.', '/')}.py"
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
