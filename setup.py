@@ -1,10 +1,10 @@
 """The package list, which pyproject.toml cannot express: found, plus the handlers under a new name.
 
 The library's packages are discovered (so a new subpackage ships without editing a list). The Lambda
-handlers' source is ``lambda/`` at the repo root, where each folder is zipped as a function asset as
-it is; the wheel carries it inside the package as ``cdk_sagemaker_rl/_lambda/``, where
-``cdk_sagemaker_rl._handlers`` finds it. ``find`` in pyproject.toml cannot rename a folder, hence
-this file. Everything else is configured in pyproject.toml.
+handlers' source is ``lambda/`` at the repo root, zipped whole as the one asset of every bundled
+function; the wheel carries it (every package of it, ``_shared`` included) inside the package as
+``cdk_sagemaker_rl/_lambda/``, where ``cdk_sagemaker_rl._handlers`` finds it. ``find`` in
+pyproject.toml cannot rename a folder, hence this file. Everything else is in pyproject.toml.
 """
 
 from setuptools import find_namespace_packages, setup

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
+import importlib
 import io
 import json
 import os
@@ -34,7 +34,9 @@ from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-PREDICT_FILE = ROOT / "lambda" / "predict" / "index.py"
+#: The handler tree (every bundled function's task root) and the predict handler's module in it.
+HANDLER_ROOT = ROOT / "lambda"
+PREDICT_MODULE = "predict.index"
 ENVIRONMENTS_KEY = "cdk-sagemaker-rl:environments"
 ENDPOINT = "rl-benchmark-endpoint"
 OBSERVATION = [0.0123, -0.4567, 0.0312, 0.2718]
@@ -215,17 +217,13 @@ def sandboxed_aws(endpoint_url: str) -> Iterator[None]:
 
 
 def load_predict_module() -> ModuleType:
-    """lambda/predict/index.py imported as Lambda does on a cold start (a fresh module)."""
-    name = "rl_predict_benchmark"
-    spec = importlib.util.spec_from_file_location(name, PREDICT_FILE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(name, None)
-    return module
+    """``predict.index`` imported as Lambda does on a cold start (a fresh module, the handler
+    tree as the task root), the shared logger included."""
+    if str(HANDLER_ROOT) not in sys.path:
+        sys.path.insert(0, str(HANDLER_ROOT))
+    for name in [name for name in sys.modules if name.partition(".")[0] in {"predict", "_shared"}]:
+        del sys.modules[name]
+    return importlib.import_module(PREDICT_MODULE)
 
 
 def per_request(call: Callable[[], object], requests: int) -> tuple[float, float]:
@@ -239,13 +237,11 @@ def per_request(call: Callable[[], object], requests: int) -> tuple[float, float
 
 COLD_IMPORT = textwrap.dedent(
     """
-    import importlib.util, sys, time
+    import importlib, sys, time
     started = time.perf_counter()
     if sys.argv[1] == "handler":
-        spec = importlib.util.spec_from_file_location("index", sys.argv[2])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["index"] = module
-        spec.loader.exec_module(module)
+        sys.path.insert(0, sys.argv[2])
+        importlib.import_module(sys.argv[3])
     else:
         import boto3
         boto3.client("sagemaker-runtime")
@@ -258,7 +254,7 @@ def cold_import_seconds(kind: str, endpoint_url: str) -> float:
     with sandboxed_aws(endpoint_url):
         env = dict(os.environ)
     result = subprocess.run(
-        [sys.executable, "-c", COLD_IMPORT, kind, str(PREDICT_FILE)],
+        [sys.executable, "-c", COLD_IMPORT, kind, str(HANDLER_ROOT), PREDICT_MODULE],
         env=env,
         capture_output=True,
         text=True,

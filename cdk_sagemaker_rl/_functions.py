@@ -40,12 +40,30 @@ _FUNCTION_FINDINGS = (
 )
 
 
-def code_for(folder: str) -> lambda_.AssetCode:
-    """The code of one bundled folder; CDK stages identical folders once, keyed by content hash."""
-    path = handler_root() / folder
-    if not path.is_dir():  # pragma: no cover - packaging error, not user input
-        raise FileNotFoundError(f"bundled Lambda code missing: {path}")
-    return lambda_.Code.from_asset(str(path), exclude=["__pycache__", "*.pyc", ".mypy_cache"])
+#: Left out of the asset: bytecode and tool caches of a checkout, and tests should any appear.
+ASSET_EXCLUDE = ("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache", "tests")
+
+
+def handler_code() -> lambda_.AssetCode:
+    """The code of every bundled function: the whole handler tree (``lambda/``), one asset.
+
+    The tree is the task root of each function, so a handler is ``<package>.<module>.<function>``
+    and every package imports the code they share (``_shared``, e.g. the JSON logger) the same
+    way in Lambda, in local mode and in ``tests/lambda``. CDK stages a folder once per content
+    hash, so all the functions of an app point at one zip: one asset to stage and publish.
+    """
+    return lambda_.Code.from_asset(str(handler_root()), exclude=list(ASSET_EXCLUDE))
+
+
+def handler_path(folder: str, handler: str) -> str:
+    """The Handler of ``handler`` (``module.function``) in the package ``folder`` of the tree."""
+    module, _, function = handler.rpartition(".")
+    if not (module and function):  # pragma: no cover - programming error, not user input
+        raise ValueError(f"handler must be module.function, got {handler!r}")
+    source = handler_root() / folder / f"{module.replace('.', '/')}.py"
+    if not source.is_file():  # pragma: no cover - packaging error, not user input
+        raise FileNotFoundError(f"bundled Lambda handler missing: {source}")
+    return f"{folder}.{handler}"
 
 
 def bundled_function(
@@ -59,7 +77,11 @@ def bundled_function(
     timeout: Duration | None = None,
     memory_size: int = 256,
 ) -> lambda_.Function:
-    """A Python function from ``lambda/<folder>`` with our operational defaults."""
+    """A Python function running ``handler`` of ``lambda/<folder>`` with our operational defaults.
+
+    ``folder`` is a package of the handler tree (``custom_resources``, ``predict``) and
+    ``handler`` its ``module.function``; the function's Handler is ``<folder>.<handler>``.
+    """
     log_group = logs.LogGroup(
         scope,
         f"{construct_id}Logs",
@@ -89,8 +111,8 @@ def bundled_function(
         construct_id,
         role=role,
         runtime=RUNTIME,
-        code=code_for(folder),
-        handler=handler,
+        code=handler_code(),
+        handler=handler_path(folder, handler),
         description=description,
         environment=dict(environment or {}),
         timeout=timeout or Duration.seconds(60),

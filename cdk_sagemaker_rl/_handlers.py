@@ -3,8 +3,9 @@
 Their source is ``lambda/`` at the repo root. The wheel and the sdist carry that folder inside the
 package as ``cdk_sagemaker_rl/_lambda/`` (see setup.py and MANIFEST.in), so an installed library
 finds it next to this file; a source checkout or an editable install has no ``_lambda/`` and uses
-the repo's ``lambda/``. Each handler folder is zipped as a function asset as it is, so both places
-give the same asset hash.
+the repo's ``lambda/``. That folder, whole, is the one asset every bundled function runs from (its
+task root: handlers are ``<package>.<module>.<function>``, the packages share ``_shared``); it is
+zipped as it is, so both places give the same asset hash.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ SOURCE_ROOT = _PACKAGE.parent / "lambda"
 
 
 def handler_root() -> Path:
-    """The folder holding one subfolder per bundled function (``custom_resources``, ``predict``)."""
+    """The handler tree: ``custom_resources``, ``predict`` and the ``_shared`` code they use."""
     for root in (INSTALLED_ROOT, SOURCE_ROOT):
         if root.is_dir():
             return root

@@ -41,7 +41,7 @@ STACKS = ("RLCartPole-dev", "RLCartPole-prod")
 ACCOUNT = "111122223333"
 #: When the imagined deploy starts the training (the job name's timestamp).
 DEPLOY_TIME = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
-CUSTOM_RESOURCES_DIR = ROOT / "lambda" / "custom_resources"
+HANDLER_ROOT = ROOT / "lambda"
 
 _BOTOCORE = botocore.session.get_session()
 
@@ -866,15 +866,19 @@ def signal_event_problems(event: Any) -> list[str]:
 @pytest.fixture(scope="module")
 def signal_parser() -> Iterator[Callable[[Any], Any]]:
     """``training_run.SignalEvent.parse`` from the Lambda asset, imported as Lambda would."""
-    modules = ("_cfn", "training_run")
-    saved = {name: sys.modules.pop(name) for name in modules if name in sys.modules}
-    sys.path.insert(0, str(CUSTOM_RESOURCES_DIR))
+    packages = ("_shared", "custom_resources")
+
+    def ours(name: str) -> bool:
+        return name.partition(".")[0] in packages
+
+    saved = {name: sys.modules.pop(name) for name in list(sys.modules) if ours(name)}
+    sys.path.insert(0, str(HANDLER_ROOT))
     try:
-        training_run = importlib.import_module("training_run")
+        training_run = importlib.import_module("custom_resources.training_run")
         yield training_run.SignalEvent.parse
     finally:
-        sys.path.remove(str(CUSTOM_RESOURCES_DIR))
-        for name in modules:
+        sys.path.remove(str(HANDLER_ROOT))
+        for name in [name for name in sys.modules if ours(name)]:
             sys.modules.pop(name, None)
         sys.modules.update(saved)
 
@@ -1046,7 +1050,9 @@ def _signal_calls(item: WalkedMachine) -> list[tuple[TaskCall, Any]]:
         handler = resolver.resources[logical_id]["Properties"]["Handler"]
         payload = call.request.get("Payload", b"{}")
         event = json.loads(payload)
-        assert handler == "training_run.signal", f"{call.state}: unexpected handler {handler}"
+        assert handler == "custom_resources.training_run.signal", (
+            f"{call.state}: unexpected handler {handler}"
+        )
         calls.append((call, event))
     return calls
 

@@ -156,8 +156,9 @@ def test_wheel_carries_package_handlers_and_py_typed(dists: Dists) -> None:
     in_wheel = _wheel_files(dists.wheel)
     expected = _expected_in_package(dists.repo_files)
     handlers = [name for name in expected if name.startswith(f"{PACKAGE}/_lambda/")]
-    assert any(name.endswith("/predict/index.py") for name in handlers)
-    assert any(name.endswith("/custom_resources/training_run.py") for name in handlers)
+    assert f"{PACKAGE}/_lambda/predict/index.py" in handlers
+    assert f"{PACKAGE}/_lambda/custom_resources/training_run.py" in handlers
+    assert f"{PACKAGE}/_lambda/_shared/json_logger.py" in handlers  # the handlers' one logger
     assert f"{PACKAGE}/py.typed" in expected
     missing = sorted(set(expected) - set(in_wheel))
     assert not missing, f"not in the wheel (a package setup.py does not find?): {missing}"
@@ -283,38 +284,38 @@ def test_user_app_uses_the_installed_library(user_synth: Synth) -> None:
     assert user_synth.report["local_imported"] is False, "the runtime library imported local mode"
 
 
-def _handler_folders(dists: Dists) -> dict[str, dict[str, bytes]]:
-    """``lambda/<folder>`` -> its files (relative path -> content), as the build saw them."""
-    folders: dict[str, dict[str, bytes]] = {}
-    for name in dists.repo_files:
-        parts = name.split("/")
-        if parts[0] == "lambda" and len(parts) > 2:
-            content = (dists.checkout / name).read_bytes()
-            folders.setdefault(parts[1], {})["/".join(parts[2:])] = content
-    return folders
+def _handler_tree(dists: Dists) -> dict[str, bytes]:
+    """The files of ``lambda/`` (relative path -> content) as the build saw them: the asset."""
+    return {
+        name.removeprefix("lambda/"): (dists.checkout / name).read_bytes()
+        for name in dists.repo_files
+        if name.startswith("lambda/")
+    }
 
 
 def test_user_app_bundles_the_handlers(user_synth: Synth, dists: Dists) -> None:
+    """Every function runs from one asset, the whole handler tree as installed (the repo's
+    ``lambda/``); its Handler is ``<package>.<module>.<function>`` inside it."""
     template = json.loads((user_synth.outdir / f"{USER_STACK}.template.json").read_text())
     functions = [
         resource["Properties"]
         for resource in template["Resources"].values()
         if resource["Type"] == "AWS::Lambda::Function"
     ]
-    sources = _handler_folders(dists)
-    used = set()
+    (key,) = {function["Code"]["S3Key"] for function in functions}
+    asset = user_synth.outdir / f"asset.{key.removesuffix('.zip')}"
+    content = {
+        path.relative_to(asset).as_posix(): path.read_bytes()
+        for path in sorted(asset.rglob("*"))
+        if path.is_file()
+    }
+    assert content == _handler_tree(dists)
+    packages = set()
     for function in functions:
-        asset = user_synth.outdir / f"asset.{function['Code']['S3Key'].removesuffix('.zip')}"
-        content = {
-            path.relative_to(asset).as_posix(): path.read_bytes()
-            for path in sorted(asset.rglob("*"))
-            if path.is_file()
-        }
         module = function["Handler"].rsplit(".", 1)[0]
-        assert f"{module}.py" in content, (function["Handler"], sorted(content))
-        (folder,) = [name for name, files in sources.items() if files == content]
-        used.add(folder)
-    assert used == {"custom_resources", "predict"}
+        assert f"{module.replace('.', '/')}.py" in content, function["Handler"]
+        packages.add(module.split(".")[0])
+    assert packages == {"custom_resources", "predict"}
     # Nothing in the cloud assembly points back into this repo.
     for path in user_synth.outdir.glob("*.json"):
         assert str(ROOT) not in path.read_text(), path.name

@@ -298,7 +298,7 @@ def test_deploy_waits_for_training_then_serves(fitted: tuple[Template, RLEstimat
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
-            "Handler": "index.handler",
+            "Handler": "predict.index.handler",
             "Environment": {
                 "Variables": Match.object_like(
                     {"ENDPOINT_NAME": {"Fn::GetAtt": [endpoint_id, "EndpointName"]}}

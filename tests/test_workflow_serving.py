@@ -418,7 +418,7 @@ def test_cleanup_is_scoped_to_the_workflow_names(synth: Synth) -> None:
     find = _by_sid(statements, "FindCandidates")
     assert sorted(_actions(find)) == ["sagemaker:ListEndpointConfigs", "sagemaker:ListModels"]
     _, function = synth.one("AWS::Lambda::Function", "LongServingWorkflowCleanupFunction")
-    assert function["Properties"]["Handler"] == "workflow_cleanup.on_event"
+    assert function["Properties"]["Handler"] == "custom_resources.workflow_cleanup.on_event"
     assert function["Properties"]["Timeout"] == 900
 
 

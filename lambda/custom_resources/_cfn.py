@@ -5,8 +5,6 @@ S3 URL. Whatever happens inside a handler, that PUT has to be sent exactly once,
 a rollback or a destroy hangs. This module owns that guarantee, so that the handlers only
 describe their work:
 
-* :class:`JsonLogger`: one JSON object per log line (searchable with CloudWatch Logs Insights),
-  written without any third-party dependency.
 * :class:`CustomResourceRequest`: the parsed CloudFormation event.
 * :class:`Outcome`: what a handler decided (status, physical id, data, reason).
 * :func:`run_custom_resource`: parses, dispatches, turns exceptions into FAILED responses,
@@ -14,6 +12,7 @@ describe their work:
 * :func:`put_json`: the HTTP PUT (stdlib ``urllib``) with a few retries on network errors; the
   wait-condition signal of ``training_run.signal`` uses it too.
 
+What it logs goes through the logger every bundled handler uses, ``_shared.json_logger``.
 Only the standard library and boto3/botocore (both in the Lambda Python runtime) are used.
 """
 
@@ -22,22 +21,20 @@ from __future__ import annotations
 import functools
 import http.client
 import json
-import os
-import sys
 import threading
 import time
-import traceback
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from _shared.json_logger import JsonLogger
 
 SUCCESS: Final = "SUCCESS"
 FAILED: Final = "FAILED"
@@ -57,80 +54,6 @@ TIMEOUT_MARGIN_SECONDS: float = 5.0
 PUT_ATTEMPTS: int = 3
 RETRY_BACKOFF_SECONDS: float = 0.5
 PUT_TIMEOUT_SECONDS: float = 10.0
-
-_LEVELS: Final = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
-
-_cold_start = True
-
-
-def _take_cold_start() -> bool:
-    """True on the first invocation of this execution environment, False afterwards."""
-    global _cold_start
-    was_cold, _cold_start = _cold_start, False
-    return was_cold
-
-
-class JsonLogger:
-    """A tiny structured logger: each call writes one JSON object on one line to stdout.
-
-    Lambda ships stdout to CloudWatch Logs line by line, so a JSON line is a queryable record.
-    Keys added with :meth:`append_keys` (e.g. the request id) are repeated on every line; the
-    level threshold comes from ``LOG_LEVEL`` (default INFO) like in Powertools.
-    """
-
-    def __init__(self, service: str, level: str | None = None) -> None:
-        self._keys: dict[str, object] = {"service": service}
-        name = (level or os.environ.get("LOG_LEVEL") or "INFO").upper()
-        self._threshold = _LEVELS.get(name, _LEVELS["INFO"])
-
-    def append_keys(self, **keys: object) -> None:
-        """Adds keys repeated on every following line (None values are dropped)."""
-        self._keys.update({k: v for k, v in keys.items() if v is not None})
-
-    def inject_lambda_context(self, context: object | None) -> None:
-        """Adds the invocation's identity so lines of one request can be grouped."""
-        self.append_keys(
-            function_name=getattr(context, "function_name", None),
-            function_request_id=getattr(context, "aws_request_id", None),
-            cold_start=_take_cold_start(),
-        )
-
-    def debug(self, message: str, **fields: object) -> None:
-        self._emit("DEBUG", message, fields)
-
-    def info(self, message: str, **fields: object) -> None:
-        self._emit("INFO", message, fields)
-
-    def warning(self, message: str, **fields: object) -> None:
-        self._emit("WARNING", message, fields)
-
-    def error(self, message: str, **fields: object) -> None:
-        self._emit("ERROR", message, fields)
-
-    def exception(self, message: str, **fields: object) -> None:
-        """Logs at ERROR with the exception being handled (type, message, traceback)."""
-        exc = sys.exc_info()[1]
-        if exc is not None:
-            fields = {
-                **fields,
-                "exception_name": type(exc).__name__,
-                "exception": "".join(traceback.format_exception(exc)).rstrip(),
-            }
-        self._emit("ERROR", message, fields)
-
-    def _emit(self, level: str, message: str, fields: Mapping[str, object]) -> None:
-        if _LEVELS[level] < self._threshold:
-            return
-        record: dict[str, object] = {
-            "level": level,
-            "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "message": message,
-            **self._keys,
-            **fields,
-        }
-        # Looked up at each call (not bound at construction) so test capture works.
-        sys.stdout.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
-        sys.stdout.flush()
 
 
 class ResourceError(Exception):

@@ -11,15 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from _cfn import (
+from botocore.exceptions import ClientError
+
+from _shared.json_logger import JsonLogger
+from custom_resources._cfn import (
     CustomResourceRequest,
-    JsonLogger,
     Outcome,
     aws_client,
     is_not_found,
     run_custom_resource,
 )
-from botocore.exceptions import ClientError
 
 logger = JsonLogger("cdk-sagemaker-rl.attach")
 

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from _cfn import (
+from botocore.exceptions import ClientError
+
+from _shared.json_logger import JsonLogger
+from custom_resources._cfn import (
     CustomResourceRequest,
-    JsonLogger,
     Outcome,
     ResourceError,
     aws_client,
@@ -30,7 +32,6 @@ from _cfn import (
     run_custom_resource,
     truncate_utf8,
 )
-from botocore.exceptions import ClientError
 
 #: SageMaker's training job name rule (also a valid Step Functions execution name).
 JOB_NAME_PATTERN: Final = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")

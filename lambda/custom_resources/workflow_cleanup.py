@@ -23,16 +23,17 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
-from _cfn import (
+from botocore.exceptions import ClientError
+
+from _shared.json_logger import JsonLogger
+from custom_resources._cfn import (
     CustomResourceRequest,
-    JsonLogger,
     Outcome,
     aws_client,
     is_failed_create_placeholder,
     is_not_found,
     run_custom_resource,
 )
-from botocore.exceptions import ClientError
 
 #: Endpoint states that end by themselves; DeleteEndpoint is refused while one lasts.
 TRANSITIONAL_STATUSES: Final = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})

@@ -6,7 +6,8 @@ with status codes that say whose fault it was: 4xx for the request, 502 for the 
 capacity, 500 for the rest. It never returns a traceback.
 
 Environment: ``ENDPOINT_NAME`` (required), ``CONTENT_TYPE`` and ``ACCEPT`` (default
-``application/json``), ``MAX_PAYLOAD_BYTES`` (default 6 MB, InvokeEndpoint's limit).
+``application/json``), ``MAX_PAYLOAD_BYTES`` (default 6 MB, InvokeEndpoint's limit), ``LOG_LEVEL``
+(default INFO; the logger is the handlers' shared ``_shared.json_logger``).
 
 Only the standard library and boto3/botocore (in the Lambda Python runtime) are used.
 """
@@ -17,17 +18,16 @@ import base64
 import binascii
 import json
 import os
-import sys
 import time
-import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from _shared.json_logger import JsonLogger, exception_fields
 
 DEFAULT_MAX_PAYLOAD_BYTES: Final = 6 * 1024 * 1024
 DEFAULT_CONTENT_TYPE: Final = "application/json"
@@ -84,24 +84,12 @@ class Settings:
         )
 
 
-def _log(level: str, message: str, **fields: object) -> None:
-    """Writes one JSON log line (CloudWatch Logs Insights can query its fields)."""
-    record = {
-        "level": level,
-        "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "service": "cdk-sagemaker-rl.predict",
-        "message": message,
-        **{key: value for key, value in fields.items() if value is not None},
-    }
-    sys.stdout.write(json.dumps(record, default=str, separators=(",", ":")) + "\n")
-    sys.stdout.flush()
-
-
 # Cold start: configuration and the client are built once per execution environment and
 # reused by every invocation (client creation costs tens of milliseconds).
 SETTINGS: Final = Settings.from_env(os.environ)
+logger: Final = JsonLogger("cdk-sagemaker-rl.predict")
 for _problem in SETTINGS.problems:
-    _log("WARNING", "configuration problem", problem=_problem)
+    logger.warning("configuration problem", problem=_problem)
 _RUNTIME: Final[Any] = boto3.client(
     "sagemaker-runtime",
     config=Config(
@@ -114,7 +102,6 @@ _RUNTIME: Final[Any] = boto3.client(
         user_agent_extra="cdk-sagemaker-rl",
     ),
 )
-_cold_start = True
 
 
 class HttpError(Exception):
@@ -317,14 +304,14 @@ def invoke(document: Mapping[str, Any]) -> str:
 
 
 def handler(event: object, context: object | None) -> dict[str, Any]:
-    """Lambda handler: always an HTTP-style answer, and exactly one JSON log line per request.
+    """Lambda handler: always an HTTP-style answer, and one JSON log line per request.
 
     The log line holds the endpoint, the status and the latency, never the payload (it may be
-    user data); on a 500 it also holds the exception for the operator.
+    user data); on a 500 it also holds the exception for the operator. It is at INFO for a 2xx,
+    WARNING for a 4xx and ERROR for a 5xx, so ``LOG_LEVEL=WARNING`` keeps only the failures.
     """
-    global _cold_start
     started = time.perf_counter()
-    cold, _cold_start = _cold_start, False
+    logger.inject_lambda_context(context)
     failure: dict[str, object] = {}
     try:
         answer: dict[str, Any] = {
@@ -340,20 +327,14 @@ def handler(event: object, context: object | None) -> dict[str, Any]:
     except Exception as err:
         unexpected = HttpError(500, "InternalError", "unexpected error; see the function logs")
         answer = unexpected.response()
-        failure = {
-            "error": "InternalError",
-            "exception_name": type(err).__name__,
-            "exception": "".join(traceback.format_exception(err)).rstrip(),
-        }
+        failure = {"error": "InternalError", **exception_fields(err)}
     status = int(answer["statusCode"])
-    _log(
-        "ERROR" if status >= 500 else "WARNING" if status >= 400 else "INFO",
+    log = logger.error if status >= 500 else logger.warning if status >= 400 else logger.info
+    log(
         "predict",
         endpoint=SETTINGS.endpoint_name,
         status=status,
         latency_ms=round((time.perf_counter() - started) * 1000, 1),
-        function_request_id=getattr(context, "aws_request_id", None),
-        cold_start=cold,
         **failure,
     )
     return answer

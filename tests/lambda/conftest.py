@@ -1,10 +1,11 @@
 """Fixtures for the Lambda handler tests.
 
-The handlers run in-process exactly as Lambda loads them (from their asset folders, the folder
-on ``sys.path``), against moto's in-process AWS (``mock_aws``) with real boto3 clients, so
-botocore validates every request. Whatever moto cannot play (CloudFormation's response URL,
-the wait-condition handle, SageMaker runtime errors) is a tiny HTTP server on 127.0.0.1 that
-records what it receives and answers from a script.
+The handlers run in-process exactly as Lambda loads them (the handler tree ``lambda/``, their
+asset and task root, on ``sys.path``; modules imported afresh for each test by their package
+names, e.g. ``custom_resources.training_run``), against moto's in-process AWS (``mock_aws``) with
+real boto3 clients, so botocore validates every request. Whatever moto cannot play
+(CloudFormation's response URL, the wait-condition handle, SageMaker runtime errors) is a tiny
+HTTP server on 127.0.0.1 that records what it receives and answers from a script.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
-import importlib.util
 import json
 import os
 import sys
@@ -31,11 +31,10 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 
 REPO = Path(__file__).resolve().parents[2]
-CUSTOM_RESOURCES_DIR = REPO / "lambda" / "custom_resources"
-PREDICT_FILE = REPO / "lambda" / "predict" / "index.py"
+#: The handler tree: the task root of every bundled function.
+HANDLER_ROOT = REPO / "lambda"
 REGION = "us-east-1"
 ACCOUNT = DEFAULT_ACCOUNT_ID
-CUSTOM_RESOURCE_MODULES = ("_cfn", "training_run", "attach")
 
 
 @pytest.fixture(autouse=True)
@@ -186,45 +185,57 @@ def context() -> FakeContext:
     return FakeContext()
 
 
+def forget_handler_modules() -> None:
+    """Drops every module of the handler tree, so that the next import is a cold start."""
+    packages = {path.name for path in HANDLER_ROOT.iterdir() if path.is_dir()}
+    for name in [name for name in sys.modules if name.partition(".")[0] in packages]:
+        del sys.modules[name]
+
+
 @pytest.fixture
-def cr(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimpleNamespace]:
-    """The custom-resource asset's modules: ``cr.cfn``, ``cr.training_run``, ``cr.attach``."""
-    for name in CUSTOM_RESOURCE_MODULES:
-        sys.modules.pop(name, None)
-    monkeypatch.syspath_prepend(str(CUSTOM_RESOURCES_DIR))
-    cfn = importlib.import_module("_cfn")
+def import_handler(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], ModuleType]]:
+    """Imports a module of the handler tree (``custom_resources.attach``) as Lambda would.
+
+    The tree is put on ``sys.path`` (Lambda's task root) and its modules, the shared logger
+    included, are forgotten before the test and after it: no client, logger or cold-start state
+    survives a test.
+    """
+    forget_handler_modules()
+    monkeypatch.syspath_prepend(str(HANDLER_ROOT))
+    yield importlib.import_module
+    forget_handler_modules()
+
+
+@pytest.fixture
+def cr(
+    import_handler: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> SimpleNamespace:
+    """The custom-resource handlers' modules: ``cr.cfn``, ``cr.training_run``, ``cr.attach``."""
+    cfn = import_handler("custom_resources._cfn")
     modules = SimpleNamespace(
         cfn=cfn,
-        training_run=importlib.import_module("training_run"),
-        attach=importlib.import_module("attach"),
+        training_run=import_handler("custom_resources.training_run"),
+        attach=import_handler("custom_resources.attach"),
     )
     # Keep retries instant; the number of attempts stays as shipped.
     monkeypatch.setattr(cfn, "RETRY_BACKOFF_SECONDS", 0.0)
     monkeypatch.setattr(cfn, "PUT_TIMEOUT_SECONDS", 2.0)
-    yield modules
-    for name in CUSTOM_RESOURCE_MODULES:
-        sys.modules.pop(name, None)
+    return modules
 
 
 @pytest.fixture
-def load_predict(monkeypatch: pytest.MonkeyPatch) -> Callable[..., ModuleType]:
-    """Imports lambda/predict/index.py afresh (a cold start) with the given environment."""
+def load_predict(
+    import_handler: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., ModuleType]:
+    """Imports ``predict.index`` afresh (a cold start) with the given environment."""
 
     def load(**env: str) -> ModuleType:
         for key in ("ENDPOINT_NAME", "CONTENT_TYPE", "ACCEPT", "MAX_PAYLOAD_BYTES"):
             monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        name = "rl_predict_index_under_test"
-        spec = importlib.util.spec_from_file_location(name, PREDICT_FILE)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module  # dataclasses resolve annotations through sys.modules
-        try:
-            spec.loader.exec_module(module)
-        finally:
-            sys.modules.pop(name, None)
-        return module
+        forget_handler_modules()
+        return import_handler("predict.index")
 
     return load
 

@@ -394,3 +394,21 @@ def test_the_client_is_created_once_at_import(fake_runtime: tuple[ModuleType, An
     assert index._RUNTIME is client
     config = client.meta.config
     assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+
+
+def test_log_level_warning_keeps_only_the_failures(
+    http_server: Any,
+    load_predict: Loader,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", http_server.base_url)
+    index = load_predict(ENDPOINT_NAME=ENDPOINT, LOG_LEVEL="WARNING")
+    ok(http_server, {"predictions": [1]})
+
+    assert index.handler(OBSERVATION, None)["statusCode"] == 200
+    assert index.handler({"body": "{broken"}, None)["statusCode"] == 400
+
+    [record] = log_records(capsys.readouterr().out)
+    assert record["level"] == "WARNING" and record["status"] == 400
+    assert record["service"] == "cdk-sagemaker-rl.predict"

@@ -7,19 +7,14 @@ the recording HTTP server on 127.0.0.1 (fixtures in conftest.py).
 
 from __future__ import annotations
 
-import importlib
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
+from collections.abc import Callable
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
-CUSTOM_RESOURCES_DIR = Path(__file__).resolve().parents[2] / "lambda" / "custom_resources"
-MODULES = ("_cfn", "workflow_cleanup")
 ENDPOINT = "RLCartPole-dev-CartPole-Serving-C0F92550"
 TAG_KEY = "cdk-sagemaker-rl:endpoint"
 PREFIX = "cartpole-dev-"
@@ -30,18 +25,15 @@ Moto = RecordingServer = Any
 
 
 @pytest.fixture
-def cleanup(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    """The handler module, imported afresh as Lambda would (its folder on sys.path)."""
-    for name in MODULES:
-        sys.modules.pop(name, None)
-    monkeypatch.syspath_prepend(str(CUSTOM_RESOURCES_DIR))
-    module = importlib.import_module("workflow_cleanup")
-    cfn = importlib.import_module("_cfn")
+def cleanup(
+    import_handler: Callable[[str], ModuleType], monkeypatch: pytest.MonkeyPatch
+) -> ModuleType:
+    """The handler module, imported afresh as Lambda would (see ``import_handler``)."""
+    module = import_handler("custom_resources.workflow_cleanup")
+    cfn = import_handler("custom_resources._cfn")
     monkeypatch.setattr(cfn, "RETRY_BACKOFF_SECONDS", 0.0)
     monkeypatch.setattr(module, "POLL_SECONDS", 0.0)
-    yield module
-    for name in MODULES:
-        sys.modules.pop(name, None)
+    return module
 
 
 def properties(**overrides: str) -> dict[str, str]:

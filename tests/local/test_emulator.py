@@ -330,6 +330,43 @@ def test_lambda_runs_the_handler_of_its_zip_with_its_environment(
     assert len(streams["logStreams"]) == 3
 
 
+def test_a_handler_in_a_package_imports_its_sibling_packages_from_the_task_root(
+    local_emulator: EmulatorProcess,
+) -> None:
+    """Like the library's functions (``custom_resources.training_run.on_event`` importing
+    ``_shared.json_logger``): a dotted module, the zip's root first on ``sys.path``."""
+    local_emulator.client("lambda").create_function(
+        FunctionName="packaged",
+        Runtime="python3.12",
+        Role=role_arn(local_emulator),
+        Handler="handlers.greet.handler",
+        Code={
+            "ZipFile": zip_files(
+                {
+                    "_common/__init__.py": "",
+                    "_common/words.py": "HELLO = 'hello'\n",
+                    "handlers/__init__.py": "",
+                    "handlers/greet.py": """
+                    import os, sys
+                    from _common.words import HELLO
+
+                    def handler(event, context):
+                        return {"said": HELLO, "module": __name__,
+                                "first_on_path": sys.path[0] == os.environ["LAMBDA_TASK_ROOT"]}
+                    """,
+                }
+            )
+        },
+    )
+    answer = local_emulator.client("lambda").invoke(FunctionName="packaged", Payload=b"{}")
+    assert "FunctionError" not in answer, answer["Payload"].read()
+    assert json.loads(answer["Payload"].read()) == {
+        "said": "hello",
+        "module": "handlers.greet",
+        "first_on_path": True,
+    }
+
+
 def test_a_non_python_runtime_gets_a_clear_error(local_emulator: EmulatorProcess) -> None:
     local_emulator.client("lambda").create_function(
         FunctionName="node-fn",

@@ -1,0 +1,1 @@
+"""The predict function (``predict.index.handler``)."""
