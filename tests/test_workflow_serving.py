@@ -147,7 +147,9 @@ def test_the_deploy_starts_train_and_serve_and_waits_for_nothing(synth: Synth) -
     assert "WaitHandleUrl" not in properties
     # Training and serving definition: a change to deploy() runs the workflow again.
     assert properties["Fingerprint"] == synth.estimator.training_run.fingerprint
-    assert synth.estimator.training_run.fingerprint != synth.estimator.step.fingerprint(synth.estimator.training_revision)
+    assert synth.estimator.training_run.fingerprint != synth.estimator.step.fingerprint(
+        synth.estimator.training_revision
+    )
     # Deleted first (stops the workflow), then the cleanup deletes what it created.
     cleanup_id, _ = synth.one("Custom::RLServingCleanup", "LongServingWorkflowCleanup")
     assert cleanup_id in run["DependsOn"]
@@ -159,7 +161,9 @@ def test_fit_without_deploy_still_starts_the_training_alone(synth: Synth) -> Non
     training_id, _ = synth.one("AWS::StepFunctions::StateMachine", "PlainStateMachine")
     _, run = synth.one("Custom::RLTrainingRun", "PlainDeployTime")
     assert run["Properties"]["StateMachineArn"] == {"Ref": training_id}
-    assert run["Properties"]["Fingerprint"] == synth.plain.step.fingerprint(synth.plain.training_revision)
+    assert run["Properties"]["Fingerprint"] == synth.plain.step.fingerprint(
+        synth.plain.training_revision
+    )
     statements = synth.statements("PlainDeployTimeFunctionRole")
     (start,) = [s for s in statements if "states:StartExecution" in _actions(s)]
     assert start["Resource"] == {"Ref": training_id}
