@@ -11,10 +11,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Acknowledgment, Aws, Stack, Token, Validations
+from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
+from ._tokens import PARTITION, is_token_string
 from .errors import invalid
 
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
@@ -33,7 +34,7 @@ class S3Location:
 
     @property
     def bucket_arn(self) -> str:
-        return f"arn:{Aws.PARTITION}:s3:::{self.bucket}"
+        return f"arn:{PARTITION}:s3:::{self.bucket}"
 
     def objects_arn(self) -> str:
         """Every object under the prefix: the narrowest ARN for keys SageMaker names at run time."""
@@ -42,7 +43,7 @@ class S3Location:
 
 def parse_s3_uri(value: str, argument: str) -> S3Location:
     """Parse a user's ``s3://`` URI; anything else is a synth-time error naming the argument."""
-    if Token.is_unresolved(value):
+    if is_token_string(value):
         raise invalid(
             argument, value, "a literal s3://bucket/prefix URI (tokens cannot be checked)"
         )
@@ -94,7 +95,7 @@ def wildcard_finding(
     wildcard added later by mistake. A literal (``"*"``) is its own name; a resource with tokens
     is resolved in ``stack`` (``scope``'s stack unless the caller has it at hand).
     """
-    if "${Token[" in resource:
+    if is_token_string(resource):
         rendered = _nag_render((stack or Stack.of(scope)).resolve(resource))
     else:
         rendered = resource
@@ -114,7 +115,7 @@ def acknowledge_wildcards(
     """:func:`acknowledge_wildcard` for several ``(resource, reason)`` pairs on one scope."""
     findings = []
     for resource, reason in wildcards:
-        if stack is None and "${Token[" in resource:
+        if stack is None and is_token_string(resource):
             stack = Stack.of(scope)
         findings.append(wildcard_finding(scope, resource, reason, stack=stack))
     acknowledge_all(scope, findings)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aws_cdk import Stack, Token
+from aws_cdk import Stack
 from aws_cdk import aws_kms as kms
 from constructs import IConstruct
 
+from ._tokens import is_token_string
 from .errors import invalid
 
 _KEY_ID = re.compile(
@@ -40,7 +41,7 @@ def kms_key(scope: IConstruct, value: object, argument: str) -> KmsKeyRef | None
     if value is None:
         return None
     if isinstance(value, str):
-        if Token.is_unresolved(value):
+        if is_token_string(value):
             return KmsKeyRef(value, value)
         if _KEY_ARN.match(value):
             return KmsKeyRef(value, value)
@@ -50,6 +51,8 @@ def kms_key(scope: IConstruct, value: object, argument: str) -> KmsKeyRef | None
         if _ALIAS.match(value) or _ALIAS_ARN.match(value):
             return KmsKeyRef(value, None)
         raise invalid(argument, value, ALLOWED)
-    if hasattr(value, "key_arn") and hasattr(value, "grant"):
-        return KmsKeyRef(value.key_arn, value.key_arn, value)  # type: ignore[arg-type]
+    # One read of key_arn (hasattr would be a second): each is a round trip to the jsii process.
+    key_arn = getattr(value, "key_arn", None)
+    if key_arn is not None and hasattr(value, "grant"):
+        return KmsKeyRef(key_arn, key_arn, value)  # type: ignore[arg-type]
     raise invalid(argument, value, ALLOWED)

@@ -12,9 +12,10 @@ import hashlib
 import re
 import weakref
 
-from aws_cdk import Names, Stack, Token
+from aws_cdk import Names, Stack
 from constructs import IConstruct
 
+from ._tokens import is_token_string
 from .errors import ValidationError, invalid
 
 #: SageMaker's rule for training job, model, endpoint config, endpoint and variant names.
@@ -28,7 +29,7 @@ _HASH_LENGTH = 8
 
 def check_sagemaker_name(value: object, argument: str) -> str:
     """A literal SageMaker name (tokens pass: they are checked by SageMaker at deploy time)."""
-    if isinstance(value, str) and (Token.is_unresolved(value) or SAGEMAKER_NAME.match(value)):
+    if isinstance(value, str) and (is_token_string(value) or SAGEMAKER_NAME.match(value)):
         return value
     raise invalid(argument, value, f"{SAGEMAKER_NAME_RULE} (^[a-zA-Z0-9](-*[a-zA-Z0-9]){{0,62}})")
 
@@ -56,7 +57,9 @@ def default_job_name_base(scope: IConstruct) -> str:
     an account and region: two apps may use the same path under different stack names.
     """
     stack = Stack.of(scope)
-    stack_name = "" if Token.is_unresolved(stack.stack_name) else stack.stack_name
+    stack_name = stack.stack_name
+    if is_token_string(stack_name):
+        stack_name = ""
     identity = f"{stack_name}\0{scope.node.path}"
     readable = _readable(f"{stack_name}-{scope.node.id}")
     head = readable[: MAX_JOB_NAME_BASE - _HASH_LENGTH - 1].rstrip("-")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aws_cdk import Aws, Fn, Token
+from aws_cdk import Fn
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 
+from ._tokens import PARTITION, is_token_string
 from .errors import invalid
 
 _S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
@@ -44,7 +45,7 @@ class S3Location:
     def bucket_arn(self) -> str:
         # From the name even for a bucket object: the same ARN, and a cross-stack bucket
         # then costs one export (its name), not two.
-        return f"arn:{Aws.PARTITION}:s3:::{self.bucket_name}"
+        return f"arn:{PARTITION}:s3:::{self.bucket_name}"
 
     @property
     def encryption_key(self) -> kms.IKey | None:
@@ -68,7 +69,7 @@ def parse_s3_uri(value: object, argument: str) -> S3Location:
     """
     if not isinstance(value, str):
         raise invalid(argument, value, "an s3://bucket[/prefix] URI string or an s3.IBucket")
-    if Token.is_unresolved(value):
+    if is_token_string(value):
         match = _S3_URI_WITH_TOKENS.match(value)
         if match:
             return S3Location(match["bucket"], (match["key"] or "").strip("/"), given_uri=value)
@@ -89,7 +90,7 @@ class _OpaqueS3Location(S3Location):
     after_scheme: str = ""
 
     def objects_arn(self, below: str = "*") -> str:
-        return f"arn:{Aws.PARTITION}:s3:::{self.after_scheme}/{below}"
+        return f"arn:{PARTITION}:s3:::{self.after_scheme}/{below}"
 
 
 def s3_location(
@@ -109,6 +110,6 @@ def s3_location(
     if not hasattr(value, "bucket_name") or not hasattr(value, "bucket_arn"):
         raise invalid(argument, value, "an s3://bucket[/prefix] URI string or an s3.IBucket")
     clean = (prefix or "").strip("/")
-    if not Token.is_unresolved(clean) and any(c.isspace() for c in clean):
+    if not is_token_string(clean) and any(c.isspace() for c in clean):
         raise invalid(f"{argument} prefix", prefix, "an S3 key prefix without whitespace")
     return S3Location(value.bucket_name, clean, bucket=value)

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-from aws_cdk import Token
-
+from ._tokens import is_token_string
 from .errors import invalid
 
 INSTANCE_TYPES_REFERENCE = "https://aws.amazon.com/sagemaker/pricing/"
@@ -51,7 +50,7 @@ def serving_instance_types() -> frozenset[str]:
 
 
 def _validate(value: object, argument: str, known: frozenset[str], purpose: str) -> str:
-    if isinstance(value, str) and (Token.is_unresolved(value) or value in known):
+    if isinstance(value, str) and (is_token_string(value) or value in known):
         return value
     example = "ml.c5.xlarge" if "ml.c5.xlarge" in known else min(known)
     allowed = (

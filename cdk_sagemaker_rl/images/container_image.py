@@ -16,11 +16,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import Any
 
-from aws_cdk import Aws, Fn, Stack, Token
+from aws_cdk import Fn, Stack
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
+from .._tokens import REGION, URL_SUFFIX, is_token_string
 from ..errors import ValidationError, invalid
 from .bound import BoundImage
 from .catalogue import (
@@ -237,7 +238,7 @@ class _CatalogueImage(ContainerImage):
         stack = Stack.of(scope)
         region = stack.region
         accounts = catalogue().registries[self._registry]
-        if not Token.is_unresolved(region):
+        if not is_token_string(region):
             if region not in accounts:
                 raise invalid(
                     "region",
@@ -253,19 +254,19 @@ class _CatalogueImage(ContainerImage):
         else:
             registry = RegistryMapping.of(stack, self._registry)
             registry.description.images.add(f"{self._repository}:{tag}")
-            account = registry.mapping.find_in_map(Aws.REGION, "account")
+            account = registry.mapping.find_in_map(REGION, "account")
             image_uri = Fn.join(
                 "",
                 [
                     account,
                     ".dkr.ecr.",
-                    Aws.REGION,
+                    REGION,
                     ".",
-                    Aws.URL_SUFFIX,
+                    URL_SUFFIX,
                     f"/{self._repository}:{tag}",
                 ],
             )
-            arn_region = Aws.REGION
+            arn_region = REGION
         arn = stack.format_arn(
             service="ecr",
             resource="repository",
@@ -438,7 +439,7 @@ class _EcrRepositoryImage(ContainerImage):
         self.tag = tag
 
     def bind(self, scope: Construct, *, instance_type: str) -> BoundImage:
-        if not Token.is_unresolved(self.tag) and self.tag.startswith("sha256:"):
+        if not is_token_string(self.tag) and self.tag.startswith("sha256:"):
             uri = self.repository.repository_uri_for_digest(self.tag)
         else:
             uri = self.repository.repository_uri_for_tag(self.tag)

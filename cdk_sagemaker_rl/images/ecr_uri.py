@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from aws_cdk import Stack, Token
+from aws_cdk import Stack
 from constructs import Construct
 
+from .._tokens import is_token_string
 from ..errors import invalid
 from .toolkits import IMAGES_REFERENCE
 
@@ -52,7 +53,7 @@ def parse_ecr_uri(uri: str) -> EcrImageReference | None:
     Raises ValidationError when the host is ECR's but the rest cannot name an image, since such a
     URI would only fail later, when SageMaker pulls it.
     """
-    if not isinstance(uri, str) or Token.is_unresolved(uri):
+    if not isinstance(uri, str) or is_token_string(uri):
         return None
     match = _ECR_URI_RE.match(uri)
     if match is None:

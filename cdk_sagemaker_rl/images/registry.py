@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 import jsii
 from aws_cdk import (
-    Aws,
     CfnMapping,
     CfnRule,
     CfnRuleAssertion,
@@ -17,6 +16,7 @@ from aws_cdk import (
 )
 from constructs import Construct
 
+from .._tokens import REGION
 from .catalogue import catalogue
 
 
@@ -64,7 +64,7 @@ class RegistryMapping(Construct):
             "RegionCheck",
             assertions=[
                 CfnRuleAssertion(
-                    assert_=Fn.condition_contains(self.regions, Aws.REGION),
+                    assert_=Fn.condition_contains(self.regions, REGION),
                     assert_description=Lazy.string(self.description),
                 )
             ],

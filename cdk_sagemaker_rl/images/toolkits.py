@@ -10,8 +10,7 @@ import re
 from enum import Enum, StrEnum
 from typing import Self
 
-from aws_cdk import Token
-
+from .._tokens import is_token_string
 from ..errors import invalid
 
 IMAGES_REFERENCE = "README.md#container-images"
@@ -81,7 +80,7 @@ class Processor(_ParsableEnum):
         This is the SDK's rule, including its local-mode names (``local`` is CPU, ``local_gpu``
         GPU), so that an image chosen here is the one the SDK would have chosen.
         """
-        if not isinstance(instance_type, str) or Token.is_unresolved(instance_type):
+        if not isinstance(instance_type, str) or is_token_string(instance_type):
             raise invalid(
                 argument_name,
                 instance_type,

@@ -7,12 +7,12 @@ metrics, and decrypt the artifact's key when it has one.
 
 from __future__ import annotations
 
-from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from .._iam import acknowledge_wildcard, acknowledge_wildcards
+from .._tokens import ACCOUNT_ID, PARTITION, REGION
 from ..images import BoundImage
 
 
@@ -29,10 +29,9 @@ def model_role(
     attached job's training image), which may then be pulled from any repository of the region.
     """
     endpoint_logs = (
-        f"arn:{Aws.PARTITION}:logs:{Aws.REGION}:{Aws.ACCOUNT_ID}:log-group:"
-        "/aws/sagemaker/Endpoints/*"
+        f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/*"
     )
-    attached_repositories = f"arn:{Aws.PARTITION}:ecr:{Aws.REGION}:*:repository/*"
+    attached_repositories = f"arn:{PARTITION}:ecr:{REGION}:*:repository/*"
     role = iam.Role(
         scope,
         "Role",

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from aws_cdk import Aws
 from constructs import Construct
 
+from .._tokens import REGION
 from ..errors import ValidationError, invalid
 from ..images import BoundImage, ContainerImage, RLFramework
 
@@ -104,7 +104,7 @@ def serving_plan(
         environment = {
             "SAGEMAKER_PROGRAM": program or "",
             "SAGEMAKER_SUBMIT_DIRECTORY": submit_directory or "",
-            "SAGEMAKER_REGION": Aws.REGION,
+            "SAGEMAKER_REGION": REGION,
             "SAGEMAKER_CONTAINER_LOG_LEVEL": str(container_log_level),
         }
         return ServingPlan("mxnet", image, environment=environment)

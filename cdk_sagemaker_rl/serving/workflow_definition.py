@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Aws, Duration
+from aws_cdk import Duration
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from .._tokens import PARTITION
 
 #: Seconds between two DescribeEndpoint calls while an endpoint is changing.
 POLL_SECONDS = 30
@@ -32,7 +34,7 @@ def _task(scope: Construct, state_id: str, resource: str, **fields: Any) -> sfn.
     """
     state: dict[str, Any] = {
         "Type": "Task",
-        "Resource": f"arn:{Aws.PARTITION}:states:::{resource}",
+        "Resource": f"arn:{PARTITION}:states:::{resource}",
         **fields,
     }
     return sfn.CustomState(scope, state_id, state_json=state)

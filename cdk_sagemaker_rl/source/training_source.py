@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from functools import cached_property
 
-from aws_cdk import AssetHashType, Aws
+from aws_cdk import AssetHashType
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
+from .._tokens import PARTITION
 from ..errors import invalid
 from .archive import SourceBundle, build_source_bundle
 
@@ -64,14 +66,15 @@ class TrainingSource(Construct):
         """The ``sagemaker_program`` value: the entry point relative to the archive root."""
         return self.bundle.entry_point
 
-    @property
+    # Cached: each read of an asset attribute is a round trip to the jsii process.
+    @cached_property
     def s3_url(self) -> str:
         """``s3://bucket/key`` of the archive (``sagemaker_submit_directory``)."""
         return self.asset.s3_object_url
 
-    @property
+    @cached_property
     def object_arn(self) -> str:
-        return f"arn:{Aws.PARTITION}:s3:::{self.asset.s3_bucket_name}/{self.asset.s3_object_key}"
+        return f"arn:{PARTITION}:s3:::{self.asset.s3_bucket_name}/{self.asset.s3_object_key}"
 
     def grant_read(self, grantee: iam.IGrantable) -> iam.Grant:
         """``s3:GetObject`` on exactly this archive (what a SageMaker execution role needs)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from aws_cdk import Annotations, Aws, CustomResource, Fn, Stack
+from aws_cdk import Annotations, CustomResource, Fn, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -13,6 +13,7 @@ from .._functions import bundled_function
 from .._iam import acknowledge_all, compliance_findings
 from .._naming import check_sagemaker_name
 from .._signature import named_options
+from .._tokens import PARTITION
 from ..errors import ValidationError
 from ..images import ContainerImage, RLFramework, RLToolkit
 from ..serving import RLEndpoint, serving_plan_for_attached
@@ -165,7 +166,7 @@ class AttachedTrainingJob(Construct):
             self,
             "Serving",
             model_data_url=self.model_data_url,
-            model_data_object_arn=f"arn:{Aws.PARTITION}:s3:::"
+            model_data_object_arn=f"arn:{PARTITION}:s3:::"
             + Fn.select(1, Fn.split("s3://", self.model_data_url)),
             plan=plan,
             instance_type=instance_type,

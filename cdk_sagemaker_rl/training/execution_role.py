@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from aws_cdk import Token
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -18,6 +17,7 @@ from constructs import Construct
 from .._arns import training_log_group, training_log_group_streams, training_log_streams
 from .._iam import acknowledge_wildcards
 from .._s3 import S3Location, parse_s3_uri
+from .._tokens import is_token_string
 from ..errors import invalid
 from ..images import BoundImage
 from ..source import TrainingSource
@@ -29,7 +29,7 @@ def imported_role(scope: Construct, construct_id: str, role: object) -> iam.IRol
     if role is None:
         return None
     if isinstance(role, str):
-        if Token.is_unresolved(role) or role.startswith("arn:"):
+        if is_token_string(role) or role.startswith("arn:"):
             return iam.Role.from_role_arn(scope, construct_id, role, mutable=False)
         if not re.match(r"^[\w+=,.@-]{1,64}$", role):
             raise invalid("role", role, "an IAM role name, a role ARN or an iam.IRole")

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 
 from .._kms import KmsKeyRef
 from .._s3 import S3Location
+from .._tokens import REGION
 from ..images import BoundImage
 from ..source import TrainingSource
 from .arguments import encode_hyperparameters
@@ -85,7 +85,7 @@ def _hyperparameters(parts: TrainingJobParts, job_name_path: str) -> dict[str, s
                 else parts.source.s3_url
             ),
             "sagemaker_container_log_level": json.dumps(config.container_log_level),
-            "sagemaker_region": json.dumps(Aws.REGION),
+            "sagemaker_region": json.dumps(REGION),
             "sagemaker_s3_output": json.dumps(parts.output.uri),
             "sagemaker_estimator": json.dumps("RLEstimator"),
         }
