@@ -1,4 +1,4 @@
-"""Small IAM and S3-URI helpers shared by the training and serving constructs.
+"""IAM helpers shared by the training and serving constructs.
 
 They exist so that every policy we write names the narrowest resource AWS allows, and every wildcard
 we cannot avoid is acknowledged in cdk-nag right next to the statement, with the reason.
@@ -6,52 +6,14 @@ we cannot avoid is acknowledged in cdk-nag right next to the statement, with the
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import Acknowledgment, Stack, Validations
 from aws_cdk import aws_iam as iam
 from constructs import IConstruct
 
-from ._tokens import PARTITION, is_token_string
-from .errors import invalid
-
-_S3_URI = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(?:/(?P<key>.*))?$")
-
-
-@dataclass(frozen=True)
-class S3Location:
-    """A parsed ``s3://bucket/prefix`` URI (the prefix has no leading or trailing slash)."""
-
-    bucket: str
-    prefix: str
-
-    @property
-    def uri(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}" if self.prefix else f"s3://{self.bucket}"
-
-    @property
-    def bucket_arn(self) -> str:
-        return f"arn:{PARTITION}:s3:::{self.bucket}"
-
-    def objects_arn(self) -> str:
-        """Every object under the prefix: the narrowest ARN for keys SageMaker names at run time."""
-        return f"{self.bucket_arn}/{self.prefix}/*" if self.prefix else f"{self.bucket_arn}/*"
-
-
-def parse_s3_uri(value: str, argument: str) -> S3Location:
-    """Parse a user's ``s3://`` URI; anything else is a synth-time error naming the argument."""
-    if is_token_string(value):
-        raise invalid(
-            argument, value, "a literal s3://bucket/prefix URI (tokens cannot be checked)"
-        )
-    match = _S3_URI.match(value)
-    if not match:
-        raise invalid(argument, value, "an S3 URI of the form s3://bucket[/prefix]")
-    return S3Location(match["bucket"], (match["key"] or "").strip("/"))
-
+from ._tokens import is_token_string
 
 #: One cdk-nag finding to acknowledge: (finding-level rule id, reason).
 Finding = tuple[str, str]
