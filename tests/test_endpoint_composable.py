@@ -119,7 +119,11 @@ def test_the_endpoint_is_an_iendpoint_of_aws_cdk_lib(composed: Composed) -> None
     endpoint_id = composed.logical_id(composed.endpoint.endpoint)
     resolve = composed.stack.resolve
     assert resolve(composed.endpoint.endpoint_arn) == {"Ref": endpoint_id}
-    assert resolve(composed.endpoint.endpoint_name) == {"Fn::GetAtt": [endpoint_id, "EndpointName"]}
+    # The name is fixed at synth time (the model role's log permission names its log group).
+    name = composed.endpoint.endpoint_name
+    endpoint = composed.template.to_json()["Resources"][endpoint_id]
+    assert endpoint["Properties"]["EndpointName"] == name
+    assert name.startswith("Composed-Policy-")
     assert resolve(composed.endpoint.endpoint_ref.endpoint_arn) == {"Ref": endpoint_id}
     # The path is kept: the endpoint is a Resource, not a wrapper construct.
     assert composed.endpoint.node.path == "Composed/Policy"
@@ -130,7 +134,7 @@ def test_api_gateway_integration_invokes_the_endpoint(composed: Composed) -> Non
     endpoint_id = composed.logical_id(composed.endpoint.endpoint)
     (method,) = composed.template.find_resources("AWS::ApiGateway::Method").values()
     uri = composed.stack.resolve(method["Properties"]["Integration"]["Uri"])
-    assert {"Fn::GetAtt": [endpoint_id, "EndpointName"]} in uri["Fn::Join"][1]
+    assert composed.endpoint.endpoint_name in json.dumps(uri)
     credentials = method["Properties"]["Integration"]["Credentials"]["Fn::GetAtt"][0]
     assert {
         "Action": "sagemaker:InvokeEndpoint",
@@ -165,9 +169,8 @@ def test_alarms_name_the_endpoint_and_its_variant(composed: Composed) -> None:
         "Sum",
         300,
     )
-    endpoint_id = composed.logical_id(composed.endpoint.endpoint)
     assert errors["Dimensions"] == [
-        {"Name": "EndpointName", "Value": {"Fn::GetAtt": [endpoint_id, "EndpointName"]}},
+        {"Name": "EndpointName", "Value": composed.endpoint.endpoint_name},
         {"Name": "VariantName", "Value": "AllTraffic"},
     ]
     assert latency["Statistic"] == "Average"

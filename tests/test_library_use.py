@@ -296,11 +296,6 @@ def test_no_estimator_is_granted_anything_of_another(isolation: list[Isolated], 
             assert not _covers(pattern, marker, other_job), (pair.label, pattern, other_job)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="serving/model_role.py lets every model role write to /aws/sagemaker/Endpoints/* "
-    "(any endpoint's logs), not only to its own endpoint's log group",
-)
 def test_model_roles_write_only_their_endpoints_logs(isolation: list[Isolated]) -> None:
     pair = isolation[0]
     statements = statements_of(pair.template_of(pair.first), pair.first)

@@ -50,7 +50,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     (
         "CartPole/Serving/Role/DefaultPolicy/Resource",
         "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-        "/aws/sagemaker/Endpoints/*",
+        "/aws/sagemaker/Endpoints/RLCartPoledev-CartPole-Serving-58C18C56:*",
     ),
     ("CartPole/SignalFunctionRole/DefaultPolicy/Resource", "Resource::*"),
     (

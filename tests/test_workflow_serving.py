@@ -452,7 +452,7 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     (
         "Long/Serving/Role/DefaultPolicy/Resource",
         "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
-        "/aws/sagemaker/Endpoints/*",
+        "/aws/sagemaker/Endpoints/NoWait-Long-Serving-7BBB49F9:*",
     ),
     (
         "Long/Serving/Role/DefaultPolicy/Resource",

@@ -2,8 +2,8 @@
 
 After ``fit(wait=True)`` (or for an attached job, or a given artifact) the ``model.tar.gz`` exists
 while CloudFormation runs, so the three SageMaker resources are ordinary template resources. Model
-and config names are left to CloudFormation, so a new model replaces them; the endpoint is updated
-in place to the new config, so its name survives retraining.
+and config names are left to CloudFormation, so a new model replaces them; the endpoint's name is
+fixed at synth time and it is updated in place to the new config, so it survives retraining.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def hosting_resources(
     scope: Construct,
     *,
     role: iam.Role,
+    endpoint_name: str,
     model_data_url: str,
     image_uri: str,
     environment: dict[str, str],
@@ -71,6 +72,8 @@ def hosting_resources(
     endpoint = sagemaker.CfnEndpoint(
         scope,
         "Endpoint",
+        # Named at synth time, so the model role's log permission can name its log group.
+        endpoint_name=endpoint_name,
         endpoint_config_name=endpoint_config.attr_endpoint_config_name,
     )
     return HostingResources(model, endpoint_config, endpoint)

@@ -93,9 +93,13 @@ class RLEndpoint(Resource):
             image_uri = bound.image_uri
         else:
             image_uri = plan.image_uri or ""
+        # Fixed at synth time in both modes: the predict function, IAM and the model role's log
+        # permission name it before it exists.
+        self._endpoint_name: str = unique_physical_name(self)
         self.role = model_role(
             self,
             model_data_object_arn=model_data_object_arn,
+            endpoint_name=self._endpoint_name,
             image=bound,
             model_kms_key=options.model_kms_key,
         )
@@ -105,6 +109,7 @@ class RLEndpoint(Resource):
             self._hosting = hosting_resources(
                 self,
                 role=self.role,
+                endpoint_name=self._endpoint_name,
                 model_data_url=model_data_url,
                 image_uri=image_uri,
                 environment=options.environment,
@@ -114,7 +119,6 @@ class RLEndpoint(Resource):
                 kms_key=options.kms_key,
                 depends_on=depends_on,
             )
-            self._endpoint_name: str = self._hosting.endpoint.attr_endpoint_name
             # ``Ref`` of AWS::SageMaker::Endpoint is its ARN.
             self._endpoint_arn: str = self._hosting.endpoint.ref
 
@@ -148,8 +152,6 @@ class RLEndpoint(Resource):
         container: dict[str, Any] = {"Image": image_uri}
         if options.environment:
             container["Environment"] = options.environment
-        # The predict function and IAM name the endpoint long before the workflow creates it.
-        self._endpoint_name = unique_physical_name(self)
         self.workflow = ServingWorkflow(
             self,
             "Workflow",

@@ -20,6 +20,7 @@ def model_role(
     scope: Construct,
     *,
     model_data_object_arn: str,
+    endpoint_name: str,
     image: BoundImage | None,
     model_kms_key: kms.IKey | None,
 ) -> iam.Role:
@@ -28,9 +29,13 @@ def model_role(
     ``image`` is the bound serving image; None means an image only known at deploy time (an
     attached job's training image), which may then be pulled from any repository of the region.
     """
-    endpoint_logs = (
-        f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/*"
+    # The endpoint's own log group only: its name is fixed at synth time, so a model role
+    # cannot write another endpoint's logs.
+    endpoint_log_group = (
+        f"arn:{PARTITION}:logs:{REGION}:{ACCOUNT_ID}:log-group:/aws/sagemaker/Endpoints/"
+        f"{endpoint_name}"
     )
+    endpoint_logs = f"{endpoint_log_group}:*"
     attached_repositories = f"arn:{PARTITION}:ecr:{REGION}:*:repository/*"
     role = iam.Role(
         scope,
@@ -49,7 +54,7 @@ def model_role(
         iam.PolicyStatement(
             sid="EndpointLogs",
             actions=["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-            resources=[endpoint_logs],
+            resources=[endpoint_log_group, endpoint_logs],
         )
     )
     role.add_to_policy(
@@ -80,7 +85,7 @@ def model_role(
     if model_kms_key is not None:
         model_kms_key.grant_decrypt(role)
     wildcards = [
-        (endpoint_logs, "SageMaker names the endpoint's log group and streams at run time."),
+        (endpoint_logs, "SageMaker names the streams in the endpoint's log group at run time."),
         (
             "*",
             "cloudwatch:PutMetricData (limited by a namespace condition) and "
