@@ -294,15 +294,17 @@ def test_deploy_waits_for_training_then_serves(fitted: tuple[Template, RLEstimat
     (config_id,) = template.find_resources("AWS::SageMaker::EndpointConfig").keys()
     (endpoint_id,) = template.find_resources("AWS::SageMaker::Endpoint").keys()
     endpoint = template.to_json()["Resources"][endpoint_id]["Properties"]
-    assert endpoint == {"EndpointConfigName": {"Fn::GetAtt": [config_id, "EndpointConfigName"]}}
+    # Named at synth time (so the model role's log permission can name its log group).
+    assert endpoint == {
+        "EndpointName": "Test-Estimator-Serving-6C5172EF",
+        "EndpointConfigName": {"Fn::GetAtt": [config_id, "EndpointConfigName"]},
+    }
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
             "Handler": "predict.index.handler",
             "Environment": {
-                "Variables": Match.object_like(
-                    {"ENDPOINT_NAME": {"Fn::GetAtt": [endpoint_id, "EndpointName"]}}
-                )
+                "Variables": Match.object_like({"ENDPOINT_NAME": "Test-Estimator-Serving-6C5172EF"})
             },
             "TracingConfig": {"Mode": "Active"},
             "LoggingConfig": Match.object_like({"LogFormat": "JSON"}),
