@@ -18,6 +18,7 @@ from typing import Any
 
 from ..runtime import LOG, context
 from .errors import ResourceFailedError, reason_of
+from .local_model import LocalModel
 from .operation import Replacement, StackOperation, current_operation, resource_event
 
 __all__ = [
@@ -93,7 +94,7 @@ def _as_cloudformation_sends(value: Any) -> Any:
     return value
 
 
-class LocalCustomResource:
+class LocalCustomResource(LocalModel):
     """A Lambda-backed custom resource (``Custom::*`` and ``AWS::CloudFormation::CustomResource``).
 
     Not a moto ``CloudFormationModel`` subclass on purpose: moto's resource map only needs the
@@ -124,19 +125,10 @@ class LocalCustomResource:
 
     # moto's model protocol -------------------------------------------------------------------
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudFormation::CustomResource"
+    CFN_TYPE = "AWS::CloudFormation::CustomResource"
 
     @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
-        return True
-
-    def is_created(self) -> bool:
         return True
 
     @classmethod
@@ -213,16 +205,6 @@ class LocalCustomResource:
                 )
             )
         return updated
-
-    @classmethod
-    def delete_from_cloudformation_json(
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        """Unused: moto calls :meth:`delete` on the instance first."""
 
     def delete(self, account_id: str, region_name: str) -> None:
         self._request("Delete")

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..runtime import LOG, context
 from .errors import ResourceFailedError
+from .local_model import LocalModel
 from .operation import current_operation
 
 __all__ = [
@@ -66,27 +67,14 @@ def handle_wait_condition_signal(handle_id: str, body: bytes) -> tuple[int, str]
     return 200, ""
 
 
-class LocalWaitConditionHandle:
+class LocalWaitConditionHandle(LocalModel):
     """``AWS::CloudFormation::WaitConditionHandle``: its Ref is the URL to signal."""
 
     def __init__(self, handle_id: str, url: str) -> None:
         self.handle_id = handle_id
         self.physical_resource_id = url
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudFormation::WaitConditionHandle"
-
-    @classmethod
-    def has_cfn_attr(cls, attr: str) -> bool:
-        return False
-
-    def is_created(self) -> bool:
-        return True
+    CFN_TYPE = "AWS::CloudFormation::WaitConditionHandle"
 
     @classmethod
     def create_from_cloudformation_json(
@@ -102,27 +90,6 @@ class LocalWaitConditionHandle:
             _handles[handle_id] = _HandleState()
         return cls(handle_id, f"{context().endpoint_url}{WAIT_CONDITION_PATH}{handle_id}")
 
-    @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: LocalWaitConditionHandle,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> LocalWaitConditionHandle:
-        return original_resource  # a handle has no properties to update
-
-    @classmethod
-    def delete_from_cloudformation_json(
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        """Unused: :meth:`delete` is called on the instance."""
-
     def delete(self, account_id: str, region_name: str) -> None:
         with _handles_lock:
             _handles.pop(self.handle_id, None)
@@ -133,27 +100,18 @@ class LocalWaitConditionHandle:
         raise UnformattedGetAttTemplateException()
 
 
-class LocalWaitCondition:
+class LocalWaitCondition(LocalModel):
     """``AWS::CloudFormation::WaitCondition``: creation waits for the handle's signals."""
 
     def __init__(self, physical_resource_id: str, data: dict[str, Any]) -> None:
         self.physical_resource_id = physical_resource_id
         self.data = data
 
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
-
-    @staticmethod
-    def cloudformation_type() -> str:
-        return "AWS::CloudFormation::WaitCondition"
+    CFN_TYPE = "AWS::CloudFormation::WaitCondition"
 
     @classmethod
     def has_cfn_attr(cls, attr: str) -> bool:
         return attr == "Data"
-
-    def is_created(self) -> bool:
-        return True
 
     @classmethod
     def create_from_cloudformation_json(
@@ -212,30 +170,6 @@ class LocalWaitCondition:
             )
         data = {uid: signal.get("Data", "") for uid, signal in signals.items()}
         return cls(f"{resource_name}-{handle_id[:8]}", data)
-
-    @classmethod
-    def update_from_cloudformation_json(
-        cls,
-        original_resource: LocalWaitCondition,
-        new_resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> LocalWaitCondition:
-        return original_resource  # CloudFormation does not update wait conditions either
-
-    @classmethod
-    def delete_from_cloudformation_json(
-        cls,
-        resource_name: str,
-        cloudformation_json: dict[str, Any],
-        account_id: str,
-        region_name: str,
-    ) -> None:
-        """Unused: :meth:`delete` is called on the instance."""
-
-    def delete(self, account_id: str, region_name: str) -> None:
-        """Nothing to release."""
 
     def get_cfn_attribute(self, attribute_name: str) -> Any:
         if attribute_name == "Data":
