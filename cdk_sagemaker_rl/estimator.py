@@ -199,11 +199,6 @@ class RLEstimator(Construct):
         self._endpoint: RLEndpoint | None = None
 
     # ------------------------------------------------------------------------------ public API
-    @property
-    def training_job_arn_pattern(self) -> str:
-        """ARN pattern of the jobs this estimator starts (SageMaker lowercases names in ARNs)."""
-        return self.step.training_job_arns
-
     def grant_start_training(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` start (and so retrain) this estimator's training workflow."""
         return self.state_machine.grant_start_execution(grantee)

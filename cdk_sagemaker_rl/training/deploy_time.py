@@ -149,7 +149,8 @@ class TrainingRun(Construct):
         properties: dict[str, object] = {
             "StateMachineArn": target_arn,
             "JobNameBase": job_name_base,
-            "OutputPath": _without_trailing_slash(output_uri),
+            # The handler appends /<job>/output/model.tar.gz.
+            "OutputPath": output_uri.rstrip("/"),
             # Without a wait condition, deploy() may still add the serving definition to it.
             "Fingerprint": (
                 fingerprint if wait else Lazy.uncached_string(Current(lambda: self.fingerprint))
@@ -299,8 +300,3 @@ def _console_host(scope: Construct) -> str:
         )
     assert isinstance(mapping, CfnMapping)
     return mapping.find_in_map(Aws.PARTITION, "host")
-
-
-def _without_trailing_slash(uri: str) -> str:
-    """The handler appends ``/<job>/output/model.tar.gz``; an opaque token is passed as is."""
-    return uri if Token.is_unresolved(uri) and not uri.endswith("/") else uri.rstrip("/")
