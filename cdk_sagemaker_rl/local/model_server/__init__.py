@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from .defaults import UnsupportedFormatError
 from .handler import InferenceHandler
-from .local_model_server import LocalModelServer, ModelServerError
+from .local_model_server import LocalModelServer, ModelServerError, last_exception
 from .server_process import main
 
 __all__ = [
@@ -41,5 +41,6 @@ __all__ = [
     "LocalModelServer",
     "ModelServerError",
     "UnsupportedFormatError",
+    "last_exception",
     "main",
 ]

@@ -25,15 +25,28 @@ from typing import Any
 
 from ..archives import extract_tar_safely
 
-__all__ = ["LocalModelServer", "ModelServerError"]
+__all__ = ["LocalModelServer", "ModelServerError", "last_exception"]
 
 _CONTAINER_MODEL_DIR = "/opt/ml/model"
 _LOG_TAIL_LINES = 40
+#: How far back a loading error's traceback is looked for (a deep one outgrows the tail).
+_ERROR_SEARCH_LINES = 400
 _STOP_GRACE_SECONDS = 5.0
 
 
 class ModelServerError(RuntimeError):
-    """The model server could not start (bad model, bad handler, crash, timeout)."""
+    """The model server could not start (bad model, bad handler, crash, timeout).
+
+    ``error`` is the exception the handler raised while loading (``ValueError: bad weights``),
+    taken from the server's log, so that a caller can report the container's own words first
+    (SageMaker's FailureReason) rather than a log tail in which they may be cut off; None when
+    the log names none (a timeout, a kill). ``log_tail`` is the last lines of that log.
+    """
+
+    def __init__(self, message: str, *, error: str | None = None, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.error = error
+        self.log_tail = log_tail
 
 
 class LocalModelServer:
@@ -148,9 +161,12 @@ class LocalModelServer:
         while time.monotonic() < deadline:
             code = self._process.poll()
             if code is not None:
+                tail = _tail(log_path)
                 raise ModelServerError(
                     f"the model server exited with code {code} before answering /ping "
-                    f"(model {self.model_data}); last lines of {log_path}:\n{_tail(log_path)}"
+                    f"(model {self.model_data}); last lines of {log_path}:\n{tail}",
+                    error=last_exception(_tail(log_path, _ERROR_SEARCH_LINES)),
+                    log_tail=tail,
                 )
             if port_file.is_file():
                 url = f"http://127.0.0.1:{int(port_file.read_text())}"
@@ -162,9 +178,12 @@ class LocalModelServer:
                 except (urllib.error.URLError, OSError):
                     pass
             time.sleep(0.05)
+        tail = _tail(log_path)
         raise ModelServerError(
             f"the model server did not answer /ping within {timeout:g} s "
-            f"(model {self.model_data}); last lines of {log_path}:\n{_tail(log_path)}"
+            f"(model {self.model_data}); last lines of {log_path}:\n{tail}",
+            error=last_exception(_tail(log_path, _ERROR_SEARCH_LINES)),
+            log_tail=tail,
         )
 
     def _prepare_model_dir(self, work_dir: Path) -> Path:
@@ -256,12 +275,29 @@ class LocalModelServer:
         self.stop()
 
 
-def _tail(log_path: Path) -> str:
+def last_exception(log: str) -> str | None:
+    """The exception line(s) ending the last Python traceback in ``log``, as Python printed them.
+
+    A traceback ends with the frames (indented) and then ``Type: message``, whose message may
+    span lines; what follows the last indented line up to the end of the log is that exception.
+    """
+    lines = log.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call")]
+    if not starts:
+        return None
+    body = lines[starts[-1] + 1 :]
+    indented = [i for i, line in enumerate(body) if line.startswith((" ", "\t"))]
+    rest = body[indented[-1] + 1 :] if indented else body
+    text = "\n".join(line for line in rest if line.strip()).strip()
+    return text or None
+
+
+def _tail(log_path: Path, count: int = _LOG_TAIL_LINES) -> str:
     try:
         lines = log_path.read_text(errors="replace").splitlines()
     except OSError:
         return "(no log)"
-    return "\n".join(lines[-_LOG_TAIL_LINES:]) or "(empty log)"
+    return "\n".join(lines[-count:]) or "(empty log)"
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

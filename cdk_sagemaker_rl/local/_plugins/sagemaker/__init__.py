@@ -12,21 +12,31 @@ with canned results; it also lacks StopTrainingJob and UpdateEndpoint. This plug
 - starts a :class:`cdk_sagemaker_rl.local.model_server.LocalModelServer` for CreateEndpoint and
   UpdateEndpoint (endpoint config -> first production variant -> model -> primary container's
   ModelDataUrl, downloaded from the emulated S3, and Environment): ``Creating`` -> ``InService``,
-  or ``Failed`` with the reason; an update swaps servers once the new one answers ``/ping``;
-  DeleteEndpoint stops the server; CloudFormation endpoints wait for ``InService`` like
-  CloudFormation does;
+  or ``Failed`` with the reason; an update swaps servers once the new one answers ``/ping``, and
+  one whose model does not load leaves the endpoint ``InService`` on the old config with the
+  container's error as FailureReason; DeleteEndpoint stops the server; CloudFormation endpoints
+  wait for ``InService`` like CloudFormation does;
+- keeps what SageMaker keeps of an endpoint: ``DeploymentConfig`` (reported, not executed),
+  instance counts changed by UpdateEndpointWeightsAndCapacities and kept by an update with
+  ``RetainAllVariantProperties``, serverless variants, data capture settings;
 - forwards sagemaker-runtime InvokeEndpoint to the endpoint's server (Body, ContentType, Accept,
   custom attributes); an error status from the model is SageMaker's ``ModelError`` (424) with
-  ``OriginalStatusCode`` and ``OriginalMessage``.
+  ``OriginalStatusCode`` and ``OriginalMessage``; with data capture on, the sampled invocations
+  are written to S3 in SageMaker's capture format;
+- takes ``AWS::ApplicationAutoScaling::ScalableTarget``/``ScalingPolicy`` in templates (moto has
+  no model for them); nothing scales.
 
-Stopping the emulator stops every job (the runner ends its processes) and every model server.
+Stopping the emulator writes the captured records and stops every job (the runner ends its
+processes) and every model server.
 
 The S3 requests a training job or a model server makes are the ones SageMaker makes with the
 job's ``RoleArn`` or the model's ``ExecutionRoleArn``: their User-Agent names that role
 (``app/<id>``, see ``lambda_exec.app_id_for``), so a recording of the emulator's requests can be
 checked against the role's policies.
 
-One module per part: :mod:`.training_jobs`, :mod:`.endpoints`, :mod:`.invocations`, and
+One module per part: :mod:`.training_jobs`, :mod:`.endpoints` (deployments and the servers),
+:mod:`.endpoint_api` (the endpoint calls and resources), :mod:`.variants` (what an endpoint
+reports and keeps), :mod:`.invocations`, :mod:`.capture`, :mod:`.autoscaling`, and
 :mod:`.role_s3` (the S3 client a job or a server acts with); this package installs them.
 """
 
@@ -36,7 +46,7 @@ import time
 from typing import Any
 
 from ..runtime import LOG
-from . import endpoints, invocations, training_jobs
+from . import autoscaling, capture, endpoint_api, endpoints, invocations, training_jobs
 from .training_jobs import TRAINING_LOG_NAME
 
 __all__ = ["TRAINING_LOG_NAME", "install", "snapshot", "stop_all"]
@@ -48,7 +58,12 @@ def snapshot() -> dict[str, Any]:
 
 
 def stop_all(timeout: float = 60.0) -> None:
-    """Stop every training job and model server (emulator stop): no process is left behind."""
+    """Write the captured records, then stop every training job and model server (emulator
+    stop): nothing captured is lost and no process is left behind."""
+    try:
+        capture.stop()
+    except Exception:
+        LOG.exception("could not write the captured records")
     runs = training_jobs.detach_all()
     servers = endpoints.detach_all()
     for run in runs:
@@ -75,6 +90,7 @@ def install() -> None:
     if _installed:
         return
     training_jobs.install()
-    endpoints.install()
+    endpoint_api.install()
     invocations.install()
+    autoscaling.install()
     _installed = True

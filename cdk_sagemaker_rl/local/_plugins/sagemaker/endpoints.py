@@ -1,85 +1,155 @@
-"""Endpoints served on this machine: one model server per endpoint, swapped on update.
+"""Endpoints served on this machine: one model server per endpoint, replaced on update.
 
-moto answers InvokeEndpoint with canned results and lacks UpdateEndpoint. Here CreateEndpoint and
-UpdateEndpoint start a :class:`cdk_sagemaker_rl.local.model_server.LocalModelServer` (endpoint
-config -> first production variant -> model -> primary container's ModelDataUrl, downloaded from
-the emulated S3, and Environment): ``Creating`` -> ``InService``, or ``Failed`` with the reason;
-an update swaps servers once the new one answers ``/ping``; DeleteEndpoint stops the server.
-Endpoints that CloudFormation creates or updates wait for ``InService``, as CloudFormation does.
+A deployment (CreateEndpoint, UpdateEndpoint) downloads the model of the config's first
+production variant (its primary container's ModelDataUrl, from the emulated S3, as the model's
+execution role) and starts a :class:`cdk_sagemaker_rl.local.model_server.LocalModelServer` for it:
+``Creating`` -> ``InService``, or ``Failed`` with the reason. An update is SageMaker's blue/green
+with all traffic shifted at once: the old server keeps answering until the new one answers
+``/ping``, then invocations go to the new one and the old one stops once the requests it is
+answering are done, so an update loses no request. A new model that does not load fails the
+update: the endpoint stays ``InService`` on its old config and server, with the container's own
+error (the exception its ``model_fn`` raised) in ``FailureReason``.
+
+Whatever the variant's instance count, one server serves the endpoint: instance counts, weights,
+traffic shifting steps, baking periods and alarms are bookkept (see :mod:`.endpoint_api`), not
+emulated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from ..runtime import LOG, context
+from . import capture
+from .capture import CaptureSettings
 from .role_s3 import s3_as
+from .variants import capture_summary
 
-__all__ = ["detach_all", "install", "server_of", "snapshot"]
+__all__ = [
+    "Deployment",
+    "Route",
+    "current_capture_config",
+    "detach_all",
+    "forget",
+    "launch",
+    "lease",
+    "snapshot",
+]
 
-#: How long a model server may take to answer ``/ping`` (loading torch alone takes seconds).
+#: How long a model server may take to answer ``/ping`` when the variant does not say
+#: (``ContainerStartupHealthCheckTimeoutInSeconds``); loading torch alone takes seconds.
 ENDPOINT_START_TIMEOUT = 300.0
 
-#: How long CloudFormation waits for an endpoint to leave Creating/Updating.
-CFN_ENDPOINT_TIMEOUT = 3600.0
+#: How long an old server may finish the requests it is answering before it is stopped anyway
+#: (SageMaker gives an invocation 60 s).
+DRAIN_TIMEOUT = 60.0
+
+#: DescribeEndpoint's FailureReason holds at most 1024 characters.
+FAILURE_REASON_MAX_CHARS = 1024
 
 
-def _now() -> datetime:
+def now() -> datetime:
     return datetime.now(UTC)
 
 
 @dataclass
-class _Serving:
-    """The model server behind one endpoint, and the generation of its latest deployment."""
+class Route:
+    """A model server in service and what an invocation of it needs: the variant it stands for
+    and the capture settings of its deployment. Counts the requests in flight, so that a
+    replaced server is stopped only once it answered them."""
 
-    server: Any = None
+    server: Any
+    variant_name: str
+    capture: CaptureSettings | None
+    inflight: int = 0
+    idle: threading.Condition = field(default_factory=threading.Condition)
+
+    def drain_and_stop(self, timeout: float = DRAIN_TIMEOUT) -> None:
+        with self.idle:
+            self.idle.wait_for(lambda: self.inflight == 0, timeout)
+        self.server.stop()
+
+
+@dataclass
+class Deployment:
+    """One CreateEndpoint or UpdateEndpoint: what it deploys and, once ``done``, how it went.
+
+    ``variants`` and ``capture_config`` are what DescribeEndpoint shows once it succeeded (the
+    retained properties of an update already applied); ``error`` is the FailureReason of a
+    failed one and ``seconds`` how long it took either way.
+    """
+
+    config_name: str
+    update: bool
+    variants: list[dict[str, Any]]
+    capture_config: dict[str, Any]
+    deployment_config: dict[str, Any] | None = None
+    generation: int = 0
+    started: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
+    error: str | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class _Serving:
+    """What serves one endpoint, and the generation of its latest deployment."""
+
+    route: Route | None = None
     generation: int = 0
     config_name: str = ""
+    capture_config: dict[str, Any] = field(default_factory=dict)
 
 
 _serving: dict[tuple[str, str, str], _Serving] = {}
-#: Guards ``_serving`` and ``_starting``: requests, deployments, invocations and the emulator's
-#: stop use them at once.
+#: Guards ``_serving``, ``_starting`` and ``_draining``: requests, deployments, invocations and
+#: the emulator's stop use them at once.
 _lock = threading.Lock()
-#: Model servers whose start() is still running: the emulator's stop stops them too (no
-#: orphans, see :func:`detach_all`).
+#: Model servers whose start() is still running, and replaced ones finishing their requests:
+#: the emulator's stop stops them too (no orphans, see :func:`detach_all`).
 _starting: set[Any] = set()
+_draining: set[Any] = set()
 
 
-def _model_container(backend: Any, config_name: str) -> tuple[str, str, dict[str, Any]]:
-    """The model name, its execution role and the container behind an endpoint config's first
-    production variant."""
+def _model_of(backend: Any, config_name: str) -> tuple[dict[str, Any], str, str, dict[str, Any]]:
+    """The first production variant of a config, its model's name and execution role, and the
+    model's primary container."""
     config = backend.endpoint_configs[config_name]
     variants = config.production_variants or []
     if not variants:
         raise RuntimeError(f"endpoint config {config_name} has no production variants")
-    model_name = variants[0]["ModelName"]
+    variant = dict(variants[0])
+    model_name = variant["ModelName"]
     model = backend._models.get(model_name)
     if model is None:
         raise RuntimeError(f"Could not find model {model_name!r}")
     container = model.primary_container or (model.containers[0] if model.containers else None)
     if not container:
         raise RuntimeError(f"model {model_name} has no container")
-    return model_name, str(model.execution_role_arn or ""), dict(container)
+    return variant, model_name, str(model.execution_role_arn or ""), dict(container)
 
 
-def _start_server(backend: Any, endpoint_name: str, config_name: str, generation: int) -> Any:
-    """Download the model data and start a model server; raises with a FailureReason."""
-    from cdk_sagemaker_rl.local.model_server import LocalModelServer
+def _start_route(backend: Any, endpoint_name: str, deployment: Deployment) -> Route:
+    """Download the model data and start its server; raises with a FailureReason."""
+    from cdk_sagemaker_rl.local.model_server import LocalModelServer, ModelServerError
 
     ctx = context()
-    model_name, role_arn, container = _model_container(backend, config_name)
+    variant, model_name, role_arn, container = _model_of(backend, deployment.config_name)
+    variant_name = str(variant.get("VariantName", "AllTraffic"))
     s3 = s3_as(role_arn)
     model_url = container.get("ModelDataUrl")
     if not model_url:
         raise RuntimeError(
             f"model {model_name} has no ModelDataUrl: local mode serves model.tar.gz artifacts only"
         )
-    work = ctx.state_dir / "endpoints" / endpoint_name / str(generation)
+    work = ctx.state_dir / "endpoints" / endpoint_name / str(deployment.generation)
     work.mkdir(parents=True, exist_ok=True)
     model_path = work / "model.tar.gz"
     bucket, _, key = str(model_url).removeprefix("s3://").partition("/")
@@ -89,203 +159,175 @@ def _start_server(backend: Any, endpoint_name: str, config_name: str, generation
         raise RuntimeError(f"Failed to download model data from {model_url}: {exc}") from exc
     environment = {str(k): str(v) for k, v in (container.get("Environment") or {}).items()}
     server = LocalModelServer(
-        model_data=Path(model_path),
-        environment=environment,
-        s3=s3,
-        work_dir=work / "server",
+        model_data=Path(model_path), environment=environment, s3=s3, work_dir=work / "server"
+    )
+    timeout = float(
+        variant.get("ContainerStartupHealthCheckTimeoutInSeconds") or ENDPOINT_START_TIMEOUT
     )
     with _lock:
         if ctx.shutdown.is_set():
             raise RuntimeError("the emulator is stopping")
         _starting.add(server)
     try:
-        server.start(timeout=ENDPOINT_START_TIMEOUT)
+        server.start(timeout=timeout)
+    except ModelServerError as exc:
+        if not exc.log_tail:
+            raise
+        head = (
+            f"The primary container for production variant {variant_name} did not pass the "
+            f"ping health check"
+        )
+        head += f": {exc.error}" if exc.error else f" within {timeout:g} s"
+        raise RuntimeError(_fit(head, f"Last lines of its log:\n{exc.log_tail}")) from exc
     finally:
         with _lock:
             _starting.discard(server)
-    return server
+    settings = CaptureSettings.from_config(deployment.capture_config, role_arn)
+    return Route(server, variant_name, settings)
 
 
-def _deploy(
-    backend: Any, endpoint_name: str, config_name: str, generation: int, update: bool
-) -> None:
+def _fit(head: str, detail: str, limit: int = FAILURE_REASON_MAX_CHARS) -> str:
+    """``head`` whole (the container's error), then as much of the end of ``detail`` as fits."""
+    if len(head) >= limit - 5:
+        return head[: limit - 3] + "..."
+    room = limit - len(head) - 1
+    if len(detail) > room:
+        detail = "..." + detail[-(room - 3) :]
+    return f"{head}\n{detail}"
+
+
+def _deploy(backend: Any, endpoint_name: str, deployment: Deployment) -> None:
     key = (backend.account_id, backend.region_name, endpoint_name)
     try:
-        server = _start_server(backend, endpoint_name, config_name, generation)
+        route = _start_route(backend, endpoint_name, deployment)
     except Exception as exc:
-        reason = f"{exc}"
-        LOG.warning("endpoint %s: deployment of %s failed: %s", endpoint_name, config_name, reason)
+        reason = str(exc)[:FAILURE_REASON_MAX_CHARS] or type(exc).__name__
+        rolled_back = ""
         with _lock:
             serving = _serving.get(key)
             endpoint = backend.endpoints.get(endpoint_name)
-            if serving is None or serving.generation != generation or endpoint is None:
-                return
-            endpoint.failure_reason = reason
-            endpoint.endpoint_status = "InService" if update and serving.server else "Failed"
-            endpoint.last_modified_time = _now()
+            if serving is not None and serving.generation == deployment.generation and endpoint:
+                if deployment.update and serving.route is not None:
+                    rolled_back = serving.config_name
+                endpoint.failure_reason = reason
+                endpoint.endpoint_status = "InService" if rolled_back else "Failed"
+                endpoint.pending_deployment_summary = None
+                endpoint.last_modified_time = now()
+        _finish(deployment, reason)
+        LOG.warning(
+            "endpoint %s: deployment of %s failed after %.2f s%s: %s",
+            endpoint_name,
+            deployment.config_name,
+            deployment.seconds,
+            f"; still InService on {rolled_back}" if rolled_back else "",
+            reason,
+        )
         return
+    # What the old deployment captured is written before the update completes, under its own
+    # settings (an invocation still answered by it meanwhile waits for the next flush).
+    capture.flush(endpoint_name)
     old = None
     with _lock:
         serving = _serving.get(key)
         endpoint = backend.endpoints.get(endpoint_name)
-        current = serving is not None and serving.generation == generation and endpoint is not None
-        if current:
+        current = serving is not None and serving.generation == deployment.generation
+        if current and endpoint is not None:
             assert serving is not None
-            old, serving.server, serving.config_name = serving.server, server, config_name
+            old, serving.route = serving.route, route
+            serving.config_name = deployment.config_name
+            serving.capture_config = deployment.capture_config
             endpoint.endpoint_status = "InService"
             endpoint.failure_reason = None
-            endpoint.endpoint_config_name = config_name
-            endpoint.last_modified_time = _now()
+            endpoint.endpoint_config_name = deployment.config_name
+            endpoint.production_variants = deployment.variants
+            endpoint.data_capture_config = capture_summary(deployment.capture_config)
+            endpoint.pending_deployment_summary = None
+            if deployment.deployment_config is not None:
+                endpoint.last_deployment_config = deployment.deployment_config
+            endpoint.last_modified_time = now()
+            if old is not None:
+                _draining.add(old.server)
+        else:
+            current = False
     if not current:
-        server.stop()  # the endpoint was deleted or redeployed meanwhile
+        route.server.stop()  # the endpoint was deleted or redeployed meanwhile
+        _finish(deployment, "the endpoint was deleted or updated again meanwhile")
         return
-    LOG.info("endpoint %s: InService at %s (%s)", endpoint_name, server.url, config_name)
+    _finish(deployment, None)
+    LOG.info(
+        "endpoint %s: InService at %s (%s) after %.2f s",
+        endpoint_name,
+        route.server.url,
+        deployment.config_name,
+        deployment.seconds,
+    )
     if old is not None:
-        old.stop()
+        old.drain_and_stop()
+        with _lock:
+            _draining.discard(old.server)
 
 
-def _launch(backend: Any, endpoint_name: str, config_name: str, update: bool) -> None:
+def _finish(deployment: Deployment, error: str | None) -> None:
+    deployment.error = error
+    deployment.seconds = time.monotonic() - deployment.started
+    deployment.done.set()
+
+
+def launch(backend: Any, endpoint_name: str, deployment: Deployment) -> Deployment:
+    """Start ``deployment`` in a background thread; it supersedes any deployment in flight."""
     key = (backend.account_id, backend.region_name, endpoint_name)
     with _lock:
         serving = _serving.setdefault(key, _Serving())
         serving.generation += 1
-        generation = serving.generation
+        deployment.generation = serving.generation
     threading.Thread(
         target=_deploy,
-        args=(backend, endpoint_name, config_name, generation, update),
+        args=(backend, endpoint_name, deployment),
         name=f"endpoint-{endpoint_name}",
         daemon=True,
     ).start()
+    return deployment
 
 
-def _create_endpoint(original: Any) -> Any:
-    def create_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str, tags: Any) -> Any:
-        from moto.sagemaker.exceptions import ValidationError
-        from moto.sagemaker.models import FakeEndpoint
-
-        if endpoint_name in self.endpoints:
-            arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
-            raise ValidationError(message=f'Cannot create already existing endpoint "{arn}".')
-        endpoint = original(self, endpoint_name, endpoint_config_name, tags)
-        endpoint.endpoint_status = "Creating"
-        _launch(self, endpoint_name, endpoint_config_name, update=False)
-        return endpoint
-
-    return create_endpoint
-
-
-def _update_endpoint(self: Any, endpoint_name: str, endpoint_config_name: str) -> Any:
-    """``UpdateEndpoint``: deploy the new config next to the old one, then swap."""
-    from moto.sagemaker.exceptions import ValidationError
-    from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig
-
-    endpoint = self.endpoints.get(endpoint_name)
-    if endpoint is None:
-        arn = FakeEndpoint.arn_formatter(endpoint_name, self.account_id, self.region_name)
-        raise ValidationError(message=f"Could not find endpoint '{arn}'.")
-    if endpoint_config_name not in self.endpoint_configs:
-        arn = FakeEndpointConfig.arn_formatter(
-            endpoint_config_name, self.account_id, self.region_name
-        )
-        raise ValidationError(message=f"Could not find endpoint configuration '{arn}'.")
-    if endpoint.endpoint_status not in ("InService", "Failed"):
-        raise ValidationError(message=f'Cannot update in-progress endpoint "{endpoint.arn}".')
-    update = endpoint.endpoint_status == "InService"
-    endpoint.endpoint_status = "Updating"
-    endpoint.last_modified_time = _now()
-    _launch(self, endpoint_name, endpoint_config_name, update=update)
-    return endpoint
-
-
-def _update_endpoint_action(self: Any) -> Any:
-    from moto.core.responses import ActionResult
-
-    endpoint = self.sagemaker_backend.update_endpoint(
-        self._get_param("EndpointName"), self._get_param("EndpointConfigName")
-    )
-    return ActionResult({"EndpointArn": endpoint.arn})
-
-
-def _delete_endpoint(original: Any) -> Any:
-    def delete_endpoint(self: Any, endpoint_name: str) -> None:
-        original(self, endpoint_name)
-        with _lock:
-            serving = _serving.pop((self.account_id, self.region_name, endpoint_name), None)
-        if serving is not None and serving.server is not None:
-            LOG.info("endpoint %s deleted: stopping its model server", endpoint_name)
-            serving.server.stop()
-
-    return delete_endpoint
-
-
-def _wait_in_service(backend: Any, endpoint_name: str) -> None:
-    """CloudFormation waits for an endpoint to be InService and fails when it is not."""
-    from ..cloudformation import ResourceFailedError, current_operation
-
-    op = current_operation()
-    endpoint = backend.endpoints[endpoint_name]
-    context().wait_for(
-        lambda: endpoint.endpoint_status not in ("Creating", "Updating"),
-        CFN_ENDPOINT_TIMEOUT,
-        cancelled=None if op is None else op.cancelled,
-    )
-    if endpoint.endpoint_status != "InService":
-        raise ResourceFailedError(
-            f'Resource handler returned message: "Endpoint {endpoint_name} is in '
-            f'{endpoint.endpoint_status} status. Failure reason: {endpoint.failure_reason}"'
-        )
-
-
-def _cfn_create_endpoint(original: Any) -> Any:
-    def create_from_cloudformation_json(
-        cls: Any,
-        resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        from moto.sagemaker.models import sagemaker_backends
-
-        endpoint = original(resource_name, cloudformation_json, account_id, region_name, **kwargs)
-        _wait_in_service(sagemaker_backends[account_id][region_name], endpoint.endpoint_name)
-        return endpoint
-
-    return classmethod(cast(Any, create_from_cloudformation_json))
-
-
-def _cfn_update_endpoint(
-    cls: Any,
-    original_resource: Any,
-    new_resource_name: str,
-    cloudformation_json: Any,
-    account_id: str,
-    region_name: str,
-) -> Any:
-    """CloudFormation updates an endpoint in place (UpdateEndpoint), keeping its name."""
-    from moto.sagemaker.models import sagemaker_backends
-
-    from ..cloudformation import ResourceFailedError
-
-    backend = sagemaker_backends[account_id][region_name]
-    config_name = cloudformation_json["Properties"]["EndpointConfigName"]
-    name = original_resource.endpoint_name
-    _update_endpoint(backend, name, config_name)
-    _wait_in_service(backend, name)
-    endpoint = backend.endpoints[name]
-    if endpoint.endpoint_config_name != config_name:
-        raise ResourceFailedError(
-            f'Resource handler returned message: "Endpoint {name} update to {config_name} '
-            f'failed: {endpoint.failure_reason}"'
-        )
-    return endpoint
-
-
-def server_of(account_id: str, region: str, endpoint_name: str) -> Any:
-    """The model server behind an endpoint, None while it has none in service."""
+@contextlib.contextmanager
+def lease(account_id: str, region: str, endpoint_name: str) -> Iterator[Route | None]:
+    """The route an invocation uses, None while the endpoint has no server in service; its
+    server is not stopped before the invocation is done with it."""
     with _lock:
         serving = _serving.get((account_id, region, endpoint_name))
-        return None if serving is None else serving.server
+        route = None if serving is None else serving.route
+        if route is not None:
+            with route.idle:
+                route.inflight += 1
+    try:
+        yield route
+    finally:
+        if route is not None:
+            with route.idle:
+                route.inflight -= 1
+                route.idle.notify_all()
+
+
+def current_capture_config(account_id: str, region: str, endpoint_name: str) -> dict[str, Any]:
+    """The capture settings of the deployment in service (what a retaining update keeps)."""
+    with _lock:
+        serving = _serving.get((account_id, region, endpoint_name))
+        return dict(serving.capture_config) if serving is not None else {}
+
+
+def forget(account_id: str, region: str, endpoint_name: str) -> None:
+    """DeleteEndpoint: write what was captured, then stop the server once its requests are done."""
+    with _lock:
+        serving = _serving.pop((account_id, region, endpoint_name), None)
+        route = None if serving is None else serving.route
+        if route is not None:
+            _draining.add(route.server)
+    capture.flush(endpoint_name)
+    if route is not None:
+        LOG.info("endpoint %s deleted: stopping its model server", endpoint_name)
+        route.drain_and_stop()
+        with _lock:
+            _draining.discard(route.server)
 
 
 def snapshot() -> list[dict[str, Any]]:
@@ -294,7 +336,7 @@ def snapshot() -> list[dict[str, Any]]:
         return [
             {
                 "EndpointName": key[2],
-                "Url": serving.server.url if serving.server else None,
+                "Url": serving.route.server.url if serving.route else None,
                 "EndpointConfigName": serving.config_name,
             }
             for key, serving in _serving.items()
@@ -302,39 +344,13 @@ def snapshot() -> list[dict[str, Any]]:
 
 
 def detach_all() -> list[Any]:
-    """Forget every endpoint's server, starting ones included, and return them to be stopped."""
+    """Forget every endpoint's server, starting and draining ones included, and return them to
+    be stopped."""
     with _lock:
-        servers = [serving.server for serving in _serving.values() if serving.server is not None]
-        servers += list(_starting)
+        servers = [s.route.server for s in _serving.values() if s.route is not None]
+        servers += list(_starting) + list(_draining)
         for serving in _serving.values():
             serving.generation += 1  # deployments in flight stop their server themselves
-            serving.server = None
+            serving.route = None
         _serving.clear()
     return servers
-
-
-def install() -> None:
-    """Patch moto's endpoint calls and CloudFormation models (called once, by the package)."""
-    from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, Model, SageMakerModelBackend
-    from moto.sagemaker.responses import SageMakerResponse
-
-    SageMakerResponse.update_endpoint = _update_endpoint_action  # type: ignore[attr-defined]
-    SageMakerModelBackend.create_endpoint = _create_endpoint(  # type: ignore[method-assign]
-        SageMakerModelBackend.create_endpoint
-    )
-    SageMakerModelBackend.update_endpoint = _update_endpoint  # type: ignore[attr-defined]
-    SageMakerModelBackend.delete_endpoint = _delete_endpoint(  # type: ignore[method-assign]
-        SageMakerModelBackend.delete_endpoint
-    )
-    FakeEndpoint.create_from_cloudformation_json = _cfn_create_endpoint(  # type: ignore[method-assign]
-        FakeEndpoint.create_from_cloudformation_json
-    )
-    FakeEndpoint.update_from_cloudformation_json = classmethod(  # type: ignore[method-assign,assignment]
-        _cfn_update_endpoint
-    )
-    # moto ignores the name properties, so an explicit EndpointName/ModelName was not honoured.
-    FakeEndpoint.cloudformation_name_type = staticmethod(lambda: "EndpointName")  # type: ignore[method-assign]
-    FakeEndpointConfig.cloudformation_name_type = staticmethod(  # type: ignore[method-assign]
-        lambda: "EndpointConfigName"
-    )
-    Model.cloudformation_name_type = staticmethod(lambda: "ModelName")  # type: ignore[method-assign]

@@ -3,7 +3,10 @@
 The request's Body, ContentType, Accept and custom attributes go to the server's
 ``/invocations``; an error status from the model is SageMaker's ``ModelError`` (424) with
 ``OriginalStatusCode`` and ``OriginalMessage``, and a model that does not answer in time is the
-timeout ``ModelError`` SageMaker reports.
+timeout ``ModelError`` SageMaker reports. A successful invocation of an endpoint that captures
+data is handed to :mod:`.capture` (which samples and buffers it: the answer never waits for S3).
+An invocation holds its server (:func:`.endpoints.lease`), so an update that replaces the server
+meanwhile stops the old one only after it answered.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from .endpoints import server_of
+from ..runtime import LOG
+from . import capture
+from .endpoints import Route, lease
 
 __all__ = ["install"]
 
@@ -37,14 +42,18 @@ def _invoke_endpoint(self: Any) -> Any:
     endpoint = sagemaker_backends[account][region].endpoints.get(name)
     if endpoint is None:
         return _error(400, "ValidationError", f"Endpoint {name} of account {account} not found.")
-    server = server_of(account, region, name)
-    if server is None:
-        return _error(
-            400,
-            "ValidationError",
-            f"Endpoint {name} of account {account} is not in service "
-            f"(status {endpoint.endpoint_status}).",
-        )
+    with lease(account, region, name) as route:
+        if route is None:
+            return _error(
+                400,
+                "ValidationError",
+                f"Endpoint {name} of account {account} is not in service "
+                f"(status {endpoint.endpoint_status}).",
+            )
+        return _forward(self, route, name, account, region)
+
+
+def _forward(self: Any, route: Route, name: str, account: str, region: str) -> Any:
     headers = {
         "Content-Type": self.headers.get("Content-Type") or "application/octet-stream",
         "Accept": self.headers.get("Accept") or "*/*",
@@ -54,18 +63,17 @@ def _invoke_endpoint(self: Any) -> Any:
         headers["X-Amzn-SageMaker-Custom-Attributes"] = custom
     body = self.raw_body if isinstance(self.raw_body, bytes) else str(self.body or "").encode()
     request = urllib.request.Request(
-        f"{server.url}/invocations", data=body, headers=headers, method="POST"
+        f"{route.server.url}/invocations", data=body, headers=headers, method="POST"
     )
     log_arn = f"arn:aws:logs:{region}:{account}:log-group:/aws/sagemaker/Endpoints/{name}"
     try:
         with urllib.request.urlopen(request, timeout=INVOCATION_TIMEOUT) as response:
             payload = response.read()
             answer = {"Content-Type": response.headers.get("Content-Type") or "application/json"}
-            answer["x-Amzn-Invoked-Production-Variant"] = _variant_name(endpoint)
+            answer["x-Amzn-Invoked-Production-Variant"] = route.variant_name
             attributes = response.headers.get("X-Amzn-SageMaker-Custom-Attributes")
             if attributes:
                 answer["X-Amzn-SageMaker-Custom-Attributes"] = attributes
-            return 200, answer, payload
     except urllib.error.HTTPError as exc:
         code = exc.code
         text = exc.read().decode("utf-8", "replace")
@@ -83,6 +91,20 @@ def _invoke_endpoint(self: Any) -> Any:
                 LogStreamArn=log_arn,
             )
         code, text = 500, f"the model server is unreachable: {exc}"
+    else:
+        if route.capture is not None:
+            try:
+                capture.record(
+                    route.capture,
+                    name,
+                    route.variant_name,
+                    (body, headers["Content-Type"]),
+                    (payload, answer["Content-Type"]),
+                    self.headers.get("X-Amzn-SageMaker-Inference-Id"),
+                )
+            except Exception:
+                LOG.exception("endpoint %s: could not capture an invocation", name)
+        return 200, answer, payload
     kind = "server" if code >= 500 else "client"
     message = (
         f'Received {kind} error ({code}) from primary with message "{text}". See '
@@ -98,11 +120,6 @@ def _invoke_endpoint(self: Any) -> Any:
         OriginalMessage=text,
         LogStreamArn=log_arn,
     )
-
-
-def _variant_name(endpoint: Any) -> str:
-    variants = endpoint.production_variants or []
-    return str(variants[0].get("VariantName", "AllTraffic")) if variants else "AllTraffic"
 
 
 def install() -> None:
