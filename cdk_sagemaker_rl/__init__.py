@@ -23,8 +23,15 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .images import Processor as Processor
     from .images import RLFramework as RLFramework
     from .images import RLToolkit as RLToolkit
+    from .serving import AutoScaling as AutoScaling
+    from .serving import Capacity as Capacity
+    from .serving import DataCapture as DataCapture
+    from .serving import EndpointUpdate as EndpointUpdate
     from .serving import RLEndpoint as RLEndpoint
+    from .serving import ScheduledCapacity as ScheduledCapacity
+    from .serving import ServerlessInference as ServerlessInference
     from .serving import ServingPlan as ServingPlan
+    from .serving import TrafficShifting as TrafficShifting
     from .source import TrainingSource as TrainingSource
     from .training import InputMode as InputMode
     from .training import RLTrainingStep as RLTrainingStep
@@ -37,6 +44,13 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .training.attach import AttachedTrainingJob as AttachedTrainingJob
 
 _EXPORTS = {
+    "TrafficShifting": "serving",
+    "ServerlessInference": "serving",
+    "ScheduledCapacity": "serving",
+    "EndpointUpdate": "serving",
+    "DataCapture": "serving",
+    "Capacity": "serving",
+    "AutoScaling": "serving",
     "AttachedTrainingJob": "training.attach",
     "BoundImage": "images",
     "ContainerImage": "images",
@@ -62,8 +76,12 @@ _EXPORTS = {
 
 __all__ = [
     "AttachedTrainingJob",
+    "AutoScaling",
     "BoundImage",
+    "Capacity",
     "ContainerImage",
+    "DataCapture",
+    "EndpointUpdate",
     "InputMode",
     "Processor",
     "RLEndpoint",
@@ -72,7 +90,10 @@ __all__ = [
     "RLToolkit",
     "RLTrainingStep",
     "S3Location",
+    "ScheduledCapacity",
+    "ServerlessInference",
     "ServingPlan",
+    "TrafficShifting",
     "TrainingConfig",
     "TrainingJobParts",
     "TrainingNetwork",

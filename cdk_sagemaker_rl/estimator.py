@@ -17,6 +17,7 @@ follow from them) are the same as when this was one class.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -32,7 +33,15 @@ from ._kms import kms_key
 from ._signature import named_options
 from .errors import ValidationError, invalid
 from .images import ContainerImage, RLFramework, RLToolkit
-from .serving import RLEndpoint, WorkflowTarget, serving_plan
+from .serving import (
+    AutoScaling,
+    DataCapture,
+    EndpointUpdate,
+    RLEndpoint,
+    ServerlessInference,
+    WorkflowTarget,
+    serving_plan,
+)
 from .source import TrainingSource
 from .training import arguments
 from .training.artifacts import LOG_DELIVERY_BY_POLICY
@@ -253,11 +262,19 @@ class RLEstimator(Construct):
     @named_options(see=_DEPLOYING)
     def deploy(
         self,
-        instance_type: str,
+        instance_type: str | None = None,
         initial_instance_count: int = 1,
         *,
         entry_point: str | None = None,
         image: ContainerImage | str | None = None,
+        environment: Mapping[str, str] | None = None,
+        serverless: ServerlessInference | None = None,
+        update: EndpointUpdate | None = None,
+        autoscaling: AutoScaling | None = None,
+        data_capture: DataCapture | None = None,
+        volume_size: int | Size | None = None,
+        model_data_download_timeout: Duration | None = None,
+        container_startup_health_check_timeout: Duration | None = None,
         kms_key: kms.IKey | str | None = None,
         variant_name: str = "AllTraffic",
         function_url: bool = False,
@@ -272,19 +289,13 @@ class RLEstimator(Construct):
         deploy starts a workflow that trains and then creates the model and endpoint config and
         creates or updates the endpoint (its name is fixed at synth time); see
         README.md#deploying for what is not available then.
+
+        Updates are blue/green with alarm rollback by default (``update``); ``serverless``,
+        ``autoscaling``, ``data_capture`` and the container options are described in
+        README.md#production-serving. A ``DataCapture()`` without a destination writes under
+        ``data-capture/`` of the estimator's artifact bucket.
         """
-        if not self._fitted:
-            raise ValidationError(
-                f"deploy() on {self.node.path} needs a model: call fit() first (or use "
-                "RLEstimator.attach(...) for an existing training job). See README.md#deploying."
-            )
-        if self._endpoint is not None:
-            raise ValidationError(
-                f"deploy() was already called on {self.node.path}: one estimator serves one "
-                f"endpoint ({self._endpoint.node.path}); use that RLEndpoint (grant_invoke, "
-                "predict_function), or create a second RLEstimator for a second endpoint. "
-                "See README.md#deploying."
-            )
+        _check_deployable(self)
         plan = serving_plan(
             self.image_spec,
             self.image,
@@ -293,30 +304,7 @@ class RLEstimator(Construct):
             submit_directory=self.source.s3_url,
             container_log_level=self.config.container_log_level,
         )
-        workflow: WorkflowTarget | None = None
-        model_object = self.training_run.model_data_object_arn
-        if self._wait:
-            depends_on = depends_on or self.training_run.completion
-        else:
-            # fit(wait=False): the deploy starts TrainAndServe, which serves what it trained.
-            if depends_on is not None:
-                raise invalid(
-                    "depends_on",
-                    depends_on,
-                    "nothing with fit(wait=False): the endpoint is created after the deploy, so "
-                    "no CloudFormation resource can wait for it (or be waited for by it)",
-                    see=_DEPLOYING,
-                )
-            model_object = self.parts.output.objects_arn(
-                f"{self.job_name_base}-*/output/model.tar.gz"
-            )
-            workflow = WorkflowTarget(
-                training_machine=self.state_machine,
-                name_base=self.job_name_base,
-                # Tags.of(...) reaches what the workflow creates, as it reaches the CloudFormation
-                # model and endpoint config after fit(wait=True); explicit tags are the job's.
-                extra_tags=self.step.inherited_tags,
-            )
+        depends_on, model_object, workflow = _serving_target(self, depends_on)
         endpoint = RLEndpoint(
             self,
             "Serving",
@@ -328,6 +316,14 @@ class RLEstimator(Construct):
             depends_on=depends_on,
             workflow=workflow,
             entry_point=entry_point,
+            environment=environment,
+            serverless=serverless,
+            update=update,
+            autoscaling=autoscaling,
+            data_capture=_capture_destination(data_capture, self.parts),
+            volume_size=volume_size,
+            model_data_download_timeout=model_data_download_timeout,
+            container_startup_health_check_timeout=container_startup_health_check_timeout,
             kms_key=kms_key,
             # The serving role must decrypt the artifact the training wrote with these keys.
             model_kms_key=_artifact_key(self, self.parts),
@@ -344,6 +340,69 @@ class RLEstimator(Construct):
     #: ``RLEstimator.attach(scope, id, training_job_name=...)``: serve a training job that
     #: already exists (the seed's classmethod; the class it builds is the public piece).
     attach = AttachedTrainingJob
+
+
+def _check_deployable(estimator: RLEstimator) -> None:
+    """deploy() needs a fit() and happens once per estimator."""
+    if not estimator._fitted:
+        raise ValidationError(
+            f"deploy() on {estimator.node.path} needs a model: call fit() first (or use "
+            "RLEstimator.attach(...) for an existing training job). See README.md#deploying."
+        )
+    if estimator._endpoint is not None:
+        raise ValidationError(
+            f"deploy() was already called on {estimator.node.path}: one estimator serves one "
+            f"endpoint ({estimator._endpoint.node.path}); use that RLEndpoint (grant_invoke, "
+            "predict_function), or create a second RLEstimator for a second endpoint. "
+            "See README.md#deploying."
+        )
+
+
+def _serving_target(
+    estimator: RLEstimator, depends_on: IDependable | None
+) -> tuple[IDependable | None, str, WorkflowTarget | None]:
+    """What the endpoint waits for, the artifact it reads, and the workflow that serves it."""
+    workflow: WorkflowTarget | None = None
+    model_object = estimator.training_run.model_data_object_arn
+    if estimator._wait:
+        depends_on = depends_on or estimator.training_run.completion
+    else:
+        # fit(wait=False): the deploy starts TrainAndServe, which serves what it trained.
+        if depends_on is not None:
+            raise invalid(
+                "depends_on",
+                depends_on,
+                "nothing with fit(wait=False): the endpoint is created after the deploy, so "
+                "no CloudFormation resource can wait for it (or be waited for by it)",
+                see=_DEPLOYING,
+            )
+        model_object = estimator.parts.output.objects_arn(
+            f"{estimator.job_name_base}-*/output/model.tar.gz"
+        )
+        workflow = WorkflowTarget(
+            training_machine=estimator.state_machine,
+            name_base=estimator.job_name_base,
+            # Tags.of(...) reaches what the workflow creates, as it reaches the CloudFormation
+            # model and endpoint config after fit(wait=True); explicit tags are the job's.
+            extra_tags=estimator.step.inherited_tags,
+        )
+    return depends_on, model_object, workflow
+
+
+def _capture_destination(
+    capture: DataCapture | None, parts: TrainingJobParts
+) -> DataCapture | None:
+    """``DataCapture()`` without a destination: the artifact location's bucket."""
+    if not isinstance(capture, DataCapture) or capture.destination is not None:
+        return capture  # checked (and refused when it is no DataCapture) by the endpoint
+    output = parts.output
+    if output.bucket is not None:
+        return dataclasses.replace(capture, destination=output.bucket)
+    return dataclasses.replace(
+        capture,
+        destination=f"s3://{output.bucket_name}/{capture.prefix or 'data-capture'}",
+        prefix=None,
+    )
 
 
 def _artifact_key(scope: Construct, parts: TrainingJobParts) -> kms.IKey | None:

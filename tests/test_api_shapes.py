@@ -183,6 +183,9 @@ class TemplateResolver:
                 if attribute == "Ref"
                 else _unknown_attribute(kind, attribute)
             )
+        if kind == "AWS::CloudWatch::Alarm":
+            name = str(self.resolve(props.get("AlarmName") or self._name(logical_id, 255)))
+            return {"Ref": name, "Arn": d.arn("cloudwatch", f"alarm:{name}")}[attribute]
         if kind == "AWS::KMS::Key":
             key_id = str(_uuid(logical_id))
             return {"Ref": key_id, "Arn": d.arn("kms", f"key/{key_id}")}[attribute]
@@ -511,6 +514,7 @@ SDK_SERVICE_NAMES = {
     "sfn": "stepfunctions",
     "cloudwatchlogs": "logs",
     "sagemakerruntime": "sagemaker-runtime",
+    "applicationautoscaling": "application-autoscaling",
 }
 
 

@@ -600,10 +600,22 @@ def test_every_task_sends_a_request_the_api_accepts(
         f"/training/{job}/output/model.tar.gz"
     )
     assert checked["CreateEndpointConfig"][2]["EndpointConfigName"] == job
-    assert checked["UpdateEndpoint"][2] == {
+    update = checked["UpdateEndpoint"][2]
+    assert {k: update[k] for k in ("EndpointName", "EndpointConfigName")} == {
         "EndpointName": synth.endpoint.endpoint_name,
         "EndpointConfigName": job,
     }
+    # The default update: blue/green, all at once, 5 minutes of baking watched by the
+    # endpoint's own two alarms (errors, latency); no retained properties without autoscaling.
+    assert set(update) == {"EndpointName", "EndpointConfigName", "DeploymentConfig"}
+    config = update["DeploymentConfig"]
+    assert config["BlueGreenUpdatePolicy"] == {
+        "TrafficRoutingConfiguration": {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 0},
+        "TerminationWaitInSeconds": 300,
+    }
+    alarms = [a["AlarmName"] for a in config["AutoRollbackConfiguration"]["Alarms"]]
+    assert len(alarms) == 2
+    assert all("RollbackAlarms" in name for name in alarms), alarms
     assert checked["FindEndpoint"][:2] == ("sagemaker", "DescribeEndpoint")
     assert checked["DeleteFailedEndpoint"][:2] == ("sagemaker", "DeleteEndpoint")
 

@@ -5,18 +5,33 @@ checked options) -> ``endpoint`` (:class:`RLEndpoint`), which builds ``model_rol
 ``cloudformation`` resources (the model exists at deploy time) or the ``workflow`` (TrainAndServe,
 after ``fit(wait=False)``: ``workflow_definition``, ``tags``, ``cleanup``), then ``predict`` (the
 function and its URL); ``metrics`` are the endpoint's CloudWatch metrics.
+
+Production serving options, each one concept: ``deployment`` (how an update reaches traffic,
+with ``rollback_alarms``), ``autoscaling``, ``serverless``, ``data_capture``, and ``variant``
+(the production variant request both modes send; limits checked by ``_checks``).
 """
 
 from __future__ import annotations
 
+from .autoscaling import AutoScaling, ScheduledCapacity
+from .data_capture import DataCapture
+from .deployment import Capacity, EndpointUpdate, TrafficShifting
 from .endpoint import RLEndpoint
 from .plan import ServingPlan, serving_plan, serving_plan_for_attached
+from .serverless import ServerlessInference
 from .workflow import ServingWorkflow, WorkflowTarget
 
 __all__ = [
+    "AutoScaling",
+    "Capacity",
+    "DataCapture",
+    "EndpointUpdate",
     "RLEndpoint",
+    "ScheduledCapacity",
+    "ServerlessInference",
     "ServingPlan",
     "ServingWorkflow",
+    "TrafficShifting",
     "WorkflowTarget",
     "serving_plan",
     "serving_plan_for_attached",

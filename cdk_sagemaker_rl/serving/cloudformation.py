@@ -4,6 +4,10 @@ After ``fit(wait=True)`` (or for an attached job, or a given artifact) the ``mod
 while CloudFormation runs, so the three SageMaker resources are ordinary template resources. Model
 and config names are left to CloudFormation, so a new model replaces them; the endpoint's name is
 fixed at synth time and it is updated in place to the new config, so it survives retraining.
+
+The update itself is SageMaker's (``DeploymentConfig``: blue/green or rolling, alarm rollback). The
+old endpoint config is only deleted in CloudFormation's cleanup phase, after the endpoint update
+succeeded, so an update SageMaker rolls back never points the endpoint at a deleted config.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct, IDependable
 
 from .._kms import KmsKeyRef
+from .autoscaling import retained_variant_properties
+from .data_capture import BoundDataCapture
+from .variant import VariantSettings, endpoint_config_extras
 
 
 @dataclass(frozen=True)
@@ -35,10 +42,11 @@ def hosting_resources(
     model_data_url: str,
     image_uri: str,
     environment: dict[str, str],
-    instance_type: str,
-    initial_instance_count: int,
-    variant_name: str,
+    variant: VariantSettings,
     kms_key: KmsKeyRef | None,
+    data_capture: BoundDataCapture | None,
+    deployment_config: dict[str, Any],
+    retain_variant_properties: bool,
     depends_on: IDependable | None,
 ) -> HostingResources:
     """``Model``, ``EndpointConfig`` and ``Endpoint`` in ``scope``, served under ``role``."""
@@ -58,17 +66,15 @@ def hosting_resources(
     endpoint_config = sagemaker.CfnEndpointConfig(
         scope,
         "EndpointConfig",
-        production_variants=[
-            sagemaker.CfnEndpointConfig.ProductionVariantProperty(
-                model_name=model.attr_model_name,
-                variant_name=variant_name,
-                initial_instance_count=initial_instance_count,
-                instance_type=instance_type,
-                initial_variant_weight=1.0,
-            )
-        ],
+        # Written below in the request's shape, shared with the serving workflow.
+        production_variants=[],
         kms_key_id=kms_key.request_value if kms_key is not None else None,
     )
+    endpoint_config.add_property_override(
+        "ProductionVariants", [variant.request({"ModelName": model.attr_model_name})]
+    )
+    for name, value in endpoint_config_extras(data_capture).items():
+        endpoint_config.add_property_override(name, value)
     endpoint = sagemaker.CfnEndpoint(
         scope,
         "Endpoint",
@@ -76,4 +82,8 @@ def hosting_resources(
         endpoint_name=endpoint_name,
         endpoint_config_name=endpoint_config.attr_endpoint_config_name,
     )
+    endpoint.add_property_override("DeploymentConfig", deployment_config)
+    if retain_variant_properties:
+        for name, value in retained_variant_properties().items():
+            endpoint.add_property_override(name, value)
     return HostingResources(model, endpoint_config, endpoint)

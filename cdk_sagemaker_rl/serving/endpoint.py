@@ -7,10 +7,11 @@ an estimator: any ``model.tar.gz`` URL and a :class:`~.plan.ServingPlan` will do
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
 import jsii
-from aws_cdk import CfnOutput, Resource, Stack
+from aws_cdk import CfnOutput, Duration, Resource, Size, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -22,16 +23,25 @@ from .._arns import sagemaker_arn
 from .._naming import unique_physical_name
 from ..errors import ValidationError
 from ..images import BoundImage
+from .autoscaling import AutoScaling, cloudformation_autoscaling
 from .cloudformation import HostingResources, hosting_resources
+from .data_capture import DataCapture, bind_data_capture
+from .deployment import EndpointUpdate
 from .metrics import MetricOptions, variant_metric
 from .model_role import acknowledge_per_run_artifacts, model_role
 from .options import EndpointOptions, endpoint_options
 from .plan import ServingPlan
 from .predict import add_function_url, predict_function
+from .rollback_alarms import rollback_alarms
+from .serverless import ServerlessInference
 from .workflow import ServingWorkflow, WorkflowTarget
 
 if TYPE_CHECKING:  # metrics.variant_metric imports it when a metric is built
     from aws_cdk import aws_cloudwatch as cloudwatch
+
+#: The image of a serverless variant is chosen as for this CPU instance type: serverless
+#: endpoints run on CPU only.
+_SERVERLESS_PROCESSOR_PROXY = "ml.m5.large"
 
 
 @jsii.implements(sagemaker.IEndpoint)
@@ -55,9 +65,17 @@ class RLEndpoint(Resource):
         model_data_url: str,
         model_data_object_arn: str,
         plan: ServingPlan,
-        instance_type: str,
+        instance_type: str | None = None,
         initial_instance_count: int = 1,
         entry_point: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        serverless: ServerlessInference | None = None,
+        update: EndpointUpdate | None = None,
+        autoscaling: AutoScaling | None = None,
+        data_capture: DataCapture | None = None,
+        volume_size: int | Size | None = None,
+        model_data_download_timeout: Duration | None = None,
+        container_startup_health_check_timeout: Duration | None = None,
         kms_key: kms.IKey | str | None = None,
         model_kms_key: kms.IKey | None = None,
         variant_name: str = "AllTraffic",
@@ -74,6 +92,14 @@ class RLEndpoint(Resource):
             instance_type=instance_type,
             initial_instance_count=initial_instance_count,
             entry_point=entry_point,
+            environment=environment,
+            serverless=serverless,
+            update=update,
+            autoscaling=autoscaling,
+            data_capture=data_capture,
+            volume_size=volume_size,
+            model_data_download_timeout=model_data_download_timeout,
+            container_startup_health_check_timeout=container_startup_health_check_timeout,
             kms_key_value=kms_key,
             model_kms_key=model_kms_key,
             variant_name=variant_name,
@@ -87,12 +113,8 @@ class RLEndpoint(Resource):
         self.variant_name = options.variant_name
         self.workflow: ServingWorkflow | None = None
         self._hosting: HostingResources | None = None
-        bound: BoundImage | None = None
-        if plan.image is not None:
-            bound = plan.image.bind(self, instance_type=options.instance_type)
-            image_uri = bound.image_uri
-        else:
-            image_uri = plan.image_uri or ""
+        bound = _bind_image(self, plan, options)
+        image_uri = bound.image_uri if bound is not None else plan.image_uri or ""
         # Fixed at synth time in both modes: the predict function, IAM and the model role's log
         # permission name it before it exists.
         self._endpoint_name: str = unique_physical_name(self)
@@ -103,6 +125,18 @@ class RLEndpoint(Resource):
             image=bound,
             model_kms_key=options.model_kms_key,
         )
+        self._capture = bind_data_capture(self, options.data_capture, None)
+        if self._capture is not None:
+            self._capture.grant_write(self.role, self._endpoint_name)
+        #: The alarms this endpoint created for itself (errors, latency); SageMaker rolls an
+        #: update back when one fires (unless ``EndpointUpdate(default_alarms=False)``).
+        self.alarms: list[cloudwatch.Alarm] = (
+            rollback_alarms(self, self._endpoint_name, options.variant_name)
+            if options.update.default_alarms
+            else []
+        )
+        watched = options.update.rollback_alarms(self.alarms)
+        self._deployment_config = options.update.request([a.alarm_name for a in watched])
         if workflow is not None:
             self._serve_with_workflow(workflow, model_data_object_arn, image_uri, options)
         else:
@@ -113,12 +147,21 @@ class RLEndpoint(Resource):
                 model_data_url=model_data_url,
                 image_uri=image_uri,
                 environment=options.environment,
-                instance_type=options.instance_type,
-                initial_instance_count=options.initial_instance_count,
-                variant_name=options.variant_name,
+                variant=options.variant,
                 kms_key=options.kms_key,
+                data_capture=self._capture,
+                deployment_config=self._deployment_config,
+                retain_variant_properties=options.autoscaling is not None,
                 depends_on=depends_on,
             )
+            if options.autoscaling is not None:
+                cloudformation_autoscaling(
+                    self,
+                    options.autoscaling,
+                    endpoint_name=self._endpoint_name,
+                    variant_name=options.variant_name,
+                    endpoint=self._hosting.endpoint,
+                )
             # ``Ref`` of AWS::SageMaker::Endpoint is its ARN.
             self._endpoint_arn: str = self._hosting.endpoint.ref
 
@@ -159,10 +202,11 @@ class RLEndpoint(Resource):
             endpoint_name=self._endpoint_name,
             container=container,
             model_role=self.role,
-            instance_type=options.instance_type,
-            initial_instance_count=options.initial_instance_count,
-            variant_name=options.variant_name,
+            variant=options.variant,
             kms_key=options.kms_key,
+            data_capture=self._capture,
+            deployment_config=self._deployment_config,
+            autoscaling=options.autoscaling,
         )
         self._endpoint_arn = sagemaker_arn(Stack.of(self), "endpoint", self._endpoint_name)
 
@@ -179,6 +223,15 @@ class RLEndpoint(Resource):
     @property
     def endpoint_ref(self) -> sagemaker_refs.EndpointReference:
         return sagemaker_refs.EndpointReference(endpoint_arn=self.endpoint_arn)
+
+    @property
+    def data_capture_uri(self) -> str | None:
+        """Where SageMaker writes this endpoint's captured requests and responses (JSON Lines
+        under ``yyyy/mm/dd/hh/``), None without ``data_capture``: a later
+        ``fit(inputs={"experience": endpoint.data_capture_uri})`` trains on them."""
+        if self._capture is None:
+            return None
+        return self._capture.uri_for(self._endpoint_name, self.variant_name)
 
     def grant_invoke(self, grantee: iam.IGrantable) -> iam.Grant:
         """Let ``grantee`` call the SageMaker endpoint (``sagemaker:InvokeEndpoint``)."""
@@ -247,3 +300,19 @@ class RLEndpoint(Resource):
         return variant_metric(
             self.endpoint_name, self.variant_name, name, props, statistic=statistic
         )
+
+
+def _bind_image(scope: Construct, plan: ServingPlan, options: EndpointOptions) -> BoundImage | None:
+    """The serving image for the variant's instance type (a CPU one for serverless)."""
+    if plan.image is None:
+        return None
+    if options.instance_type is not None:
+        return plan.image.bind(scope, instance_type=options.instance_type)
+    try:
+        return plan.image.bind(scope, instance_type=_SERVERLESS_PROCESSOR_PROXY)
+    except ValidationError as error:
+        raise ValidationError(
+            f"serverless=ServerlessInference(...) runs on CPU only (SageMaker), and the serving "
+            f"image has no CPU variant: {error} Pass a CPU image to deploy(image=...), or an "
+            "instance_type. See README.md#serverless-inference."
+        ) from None

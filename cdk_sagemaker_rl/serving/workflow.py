@@ -34,9 +34,13 @@ from constructs import Construct
 from .._arns import executions, named_after, sagemaker_arn
 from .._iam import acknowledge_wildcards, pass_role_to_sagemaker, sync_events_rule
 from .._kms import KmsKeyRef
+from .._tokens import ACCOUNT_ID, PARTITION, REGION
 from ..errors import ValidationError
+from .autoscaling import AutoScaling, retained_variant_properties
 from .cleanup import serving_cleanup
+from .data_capture import BoundDataCapture
 from .tags import ExtraTags, workflow_tags
+from .variant import VariantSettings, endpoint_config_extras
 from .workflow_definition import train_and_serve
 
 
@@ -81,10 +85,11 @@ class ServingWorkflow(Construct):
         endpoint_name: str,
         container: dict[str, Any],
         model_role: iam.IRole,
-        instance_type: str,
-        initial_instance_count: int,
-        variant_name: str,
+        variant: VariantSettings,
         kms_key: KmsKeyRef | None,
+        data_capture: BoundDataCapture | None,
+        deployment_config: dict[str, Any],
+        autoscaling: AutoScaling | None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -101,16 +106,10 @@ class ServingWorkflow(Construct):
                 endpoint_name, training_job=training_job, extra_tags=target.extra_tags
             )
 
-        variant: dict[str, Any] = {
-            "VariantName": variant_name,
-            "ModelName.$": "$.Serving.ModelName",
-            "InitialInstanceCount": initial_instance_count,
-            "InstanceType": instance_type,
-            "InitialVariantWeight": 1,
-        }
         endpoint_config: dict[str, Any] = {
             "EndpointConfigName.$": "$.Serving.EndpointConfigName",
-            "ProductionVariants": [variant],
+            "ProductionVariants": [variant.request({"ModelName.$": "$.Serving.ModelName"})],
+            **endpoint_config_extras(data_capture),
             "Tags": tags(True),
         }
         if kms_key is not None:
@@ -125,7 +124,17 @@ class ServingWorkflow(Construct):
             "PrimaryContainer": primary_container,
             "ExecutionRoleArn": model_role.role_arn,
             "EndpointConfig": endpoint_config,
+            "DeploymentConfig": deployment_config,
+            "AutoScaling": (
+                autoscaling.requests(endpoint_name, variant.variant_name) if autoscaling else None
+            ),
         }
+        # An autoscaled fleet keeps its scaled size across retraining.
+        update_request: dict[str, Any] = {"DeploymentConfig": deployment_config}
+        if autoscaling is not None:
+            update_request.update(retained_variant_properties())
+        self._autoscaling = autoscaling
+        self._variant_name = variant.variant_name
         definition = train_and_serve(
             self,
             training_machine_arn=target.training_machine.state_machine_arn,
@@ -138,6 +147,10 @@ class ServingWorkflow(Construct):
             },
             endpoint_config_request=endpoint_config,
             endpoint_tags=tags(False),
+            update_request=update_request,
+            autoscaling_requests=(
+                autoscaling.requests(endpoint_name, variant.variant_name) if autoscaling else None
+            ),
         )
 
         self.log_group = logs.LogGroup(
@@ -227,6 +240,7 @@ class ServingWorkflow(Construct):
             ),
             pass_role_to_sagemaker("PassModelRole", model_role.role_arn),
         ]
+        statements += self._autoscaling_statements()
         if self._kms_key_arn is not None:
             statements.append(
                 iam.PolicyStatement(
@@ -240,6 +254,7 @@ class ServingWorkflow(Construct):
         acknowledge_wildcards(
             machine.role,
             [
+                *self._autoscaling_wildcards(),
                 (
                     training_executions,
                     "Follows (and on stop, stops) the nested training execution it starts; its "
@@ -262,3 +277,74 @@ class ServingWorkflow(Construct):
             ],
             stack=stack,
         )
+
+    def _scaling_alarms(self) -> str:
+        return (
+            f"arn:{PARTITION}:cloudwatch:{REGION}:{ACCOUNT_ID}:alarm:TargetTracking-endpoint/"
+            f"{self.endpoint_name}/variant/{self._variant_name}-*"
+        )
+
+    def _scalable_targets(self) -> str:
+        return f"arn:{PARTITION}:application-autoscaling:{REGION}:{ACCOUNT_ID}:scalable-target/*"
+
+    def _autoscaling_statements(self) -> list[iam.PolicyStatement]:
+        """What registering the endpoint with Application Auto Scaling needs of its caller."""
+        if self._autoscaling is None:
+            return []
+        service = "sagemaker.application-autoscaling.amazonaws.com"
+        return [
+            iam.PolicyStatement(
+                sid="RegisterAutoScaling",
+                actions=[
+                    "application-autoscaling:RegisterScalableTarget",
+                    "application-autoscaling:PutScalingPolicy",
+                    "application-autoscaling:PutScheduledAction",
+                ],
+                resources=[self._scalable_targets()],
+            ),
+            iam.PolicyStatement(
+                # Application Auto Scaling checks that its caller may scale the variant.
+                sid="ScaleEndpoint",
+                actions=["sagemaker:UpdateEndpointWeightsAndCapacities"],
+                resources=[self.endpoint_arn],
+            ),
+            iam.PolicyStatement(
+                sid="DescribeScaledConfigs",
+                actions=["sagemaker:DescribeEndpointConfig"],
+                resources=[self.endpoint_config_arns],
+            ),
+            iam.PolicyStatement(
+                # Target tracking creates and deletes its alarms with the caller's permissions.
+                sid="TargetTrackingAlarms",
+                actions=[
+                    "cloudwatch:PutMetricAlarm",
+                    "cloudwatch:DescribeAlarms",
+                    "cloudwatch:DeleteAlarms",
+                ],
+                resources=[self._scaling_alarms()],
+            ),
+            iam.PolicyStatement(
+                sid="AutoScalingServiceLinkedRole",
+                actions=["iam:CreateServiceLinkedRole"],
+                resources=[
+                    f"arn:{PARTITION}:iam::{ACCOUNT_ID}:role/aws-service-role/{service}/"
+                    "AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+                ],
+                conditions={"StringEquals": {"iam:AWSServiceName": service}},
+            ),
+        ]
+
+    def _autoscaling_wildcards(self) -> list[tuple[str, str]]:
+        if self._autoscaling is None:
+            return []
+        return [
+            (
+                self._scalable_targets(),
+                "Application Auto Scaling names a scalable target by a generated id; the "
+                "requests name this endpoint's variant as the resource id.",
+            ),
+            (
+                self._scaling_alarms(),
+                "Target tracking names its alarms after the variant with a generated suffix.",
+            ),
+        ]

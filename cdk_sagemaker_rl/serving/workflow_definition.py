@@ -52,11 +52,15 @@ def train_and_serve(
     model_request: dict[str, Any],
     endpoint_config_request: dict[str, Any],
     endpoint_tags: Any,
+    update_request: dict[str, Any],
+    autoscaling_requests: dict[str, Any] | None,
 ) -> sfn.IChainable:
     """The whole definition, its states created in ``scope``; returns the first state.
 
     ``model_request`` / ``endpoint_config_request`` are the CreateModel / CreateEndpointConfig
     parameters; the names of both come from ``$.Serving`` (the execution's name).
+    ``update_request`` is what UpdateEndpoint adds (``DeploymentConfig``, retained variant
+    properties); ``autoscaling_requests`` registers the variant once it serves.
     """
     train = _task(
         scope,
@@ -139,6 +143,7 @@ def train_and_serve(
         Parameters={
             "EndpointName": endpoint_name,
             "EndpointConfigName.$": "$.Serving.EndpointConfigName",
+            **update_request,
         },
         ResultPath=sfn.JsonPath.DISCARD,
     )
@@ -167,7 +172,16 @@ def train_and_serve(
         max_attempts=5,
         backoff_rate=2,
     )
-    served = sfn.Succeed(scope, "Served", comment="The endpoint serves the new model")
+    served: sfn.IChainable = sfn.Succeed(
+        scope, "Served", comment="The endpoint serves the new model"
+    )
+    scaling_states: list[sfn.CustomState] = []
+    if autoscaling_requests is not None:
+        scaling_states = _autoscaling_states(scope, autoscaling_requests)
+        chain = sfn.Chain.start(scaling_states[0])
+        for state in scaling_states[1:]:
+            chain = chain.next(state)
+        served = chain.next(served)
     training_failed = sfn.Fail(
         scope, "TrainingFailed", error_path="$.Error.Error", cause_path="$.Error.Cause"
     )
@@ -192,6 +206,7 @@ def train_and_serve(
         create_endpoint,
         update_endpoint,
         check_endpoint,
+        *scaling_states,
     ):
         state.add_catch(serving_failed, errors=["States.ALL"], result_path="$.Error")
     train.add_catch(training_failed, errors=["States.ALL"], result_path="$.Error")
@@ -233,3 +248,35 @@ def train_and_serve(
         .otherwise(endpoint_failed)
     )
     return train.next(names).next(create_model).next(create_config).next(find_endpoint)
+
+
+def _autoscaling_states(scope: Construct, requests: dict[str, Any]) -> list[sfn.CustomState]:
+    """Register the variant with Application Auto Scaling (idempotent: each run sends it again)."""
+    service = "aws-sdk:applicationautoscaling"
+    states = [
+        _task(
+            scope,
+            "RegisterScalableTarget",
+            f"{service}:registerScalableTarget",
+            Parameters=requests["RegisterScalableTarget"],
+            ResultPath=sfn.JsonPath.DISCARD,
+        ),
+        _task(
+            scope,
+            "PutScalingPolicy",
+            f"{service}:putScalingPolicy",
+            Parameters=requests["PutScalingPolicy"],
+            ResultPath=sfn.JsonPath.DISCARD,
+        ),
+    ]
+    for index, action in enumerate(requests["PutScheduledAction"]):
+        states.append(
+            _task(
+                scope,
+                f"PutScheduledAction{index + 1}",
+                f"{service}:putScheduledAction",
+                Parameters=action,
+                ResultPath=sfn.JsonPath.DISCARD,
+            )
+        )
+    return states

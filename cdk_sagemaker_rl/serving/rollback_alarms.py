@@ -1,0 +1,68 @@
+"""The alarms an endpoint creates for itself, watched by SageMaker during an update.
+
+With no alarm a blue/green update "succeeds" as soon as the new fleet answers ``/ping``, even when
+the new policy's inference script fails on every request. These two alarms make a broken policy
+roll back by itself: errors (the model's own errors and 5xx answers) and model latency above a
+threshold. Both watch the variant's metrics, which during a blue/green update include the new
+fleet's requests; missing data (no traffic) is not a breach, so an idle endpoint can be updated.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Duration
+from aws_cdk import aws_cloudwatch as cloudwatch
+from constructs import Construct
+
+from .metrics import variant_metric
+
+#: Errors in one minute that roll an update back: a broken policy fails every request.
+ERRORS_PER_MINUTE = 1
+#: Average model latency that rolls an update back (two minutes in a row).
+MAX_MODEL_LATENCY = Duration.seconds(1)
+
+
+def rollback_alarms(
+    scope: Construct, endpoint_name: str, variant_name: str
+) -> list[cloudwatch.Alarm]:
+    """``Errors`` and ``Latency`` alarms in ``scope`` (construct ``RollbackAlarms``)."""
+    holder = Construct(scope, "RollbackAlarms")
+    minute = Duration.minutes(1)
+
+    def metric(name: str, statistic: str) -> cloudwatch.Metric:
+        return variant_metric(
+            endpoint_name, variant_name, name, {"period": minute}, statistic=statistic
+        )
+
+    errors = cloudwatch.MathExpression(
+        expression="FILL(errors5xx, 0) + FILL(modelErrors, 0)",
+        using_metrics={
+            "errors5xx": metric("Invocation5XXErrors", "Sum"),
+            "modelErrors": metric("InvocationModelErrors", "Sum"),
+        },
+        label="5xx and model errors",
+        period=minute,
+    )
+    errors_alarm = cloudwatch.Alarm(
+        holder,
+        "Errors",
+        metric=errors,
+        threshold=ERRORS_PER_MINUTE,
+        evaluation_periods=1,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarm_description=f"Endpoint {endpoint_name}: the policy answers with errors "
+        "(SageMaker rolls an update back when this fires)",
+    )
+    latency_alarm = cloudwatch.Alarm(
+        holder,
+        "Latency",
+        # ModelLatency is in microseconds.
+        metric=metric("ModelLatency", "Average"),
+        threshold=MAX_MODEL_LATENCY.to_seconds() * 1_000_000,
+        evaluation_periods=2,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        alarm_description=f"Endpoint {endpoint_name}: model latency above "
+        f"{MAX_MODEL_LATENCY.to_human_string()} (SageMaker rolls an update back when this fires)",
+    )
+    return [errors_alarm, latency_alarm]
