@@ -14,7 +14,10 @@ What the image does for a script-mode job is small and documented (the open-sour
 4. run ``sagemaker_program`` in ``code/`` with the decoded hyperparameters as ``--key value``
    arguments and the ``SM_*`` environment, streaming every output line to ``on_log``;
 5. upload ``model/`` as ``<S3OutputPath>/<job>/output/model.tar.gz`` and ``output/data/`` as
-   ``<S3OutputPath>/<job>/output/output.tar.gz``, the keys SageMaker uses.
+   ``<S3OutputPath>/<job>/output/output.tar.gz``, the keys SageMaker uses;
+6. plot the reward metric (``MetricDefinitions``) over timesteps as ``reward_curve.png`` next to
+   the tarballs in ``work_root/<job name>/`` (uploaded next to ``output.tar.gz`` with them), and
+   log its path: local mode has no CloudWatch console to show the job's metrics.
 
 Statuses follow DescribeTrainingJob: a non-zero exit is ``Failed`` with a FailureReason in the
 toolkit's ``AlgorithmError: ExecuteUserScriptError`` shape; a stop request is ``Stopped``
@@ -25,8 +28,9 @@ its model, then SIGKILL, and whatever is in ``model/`` is uploaded, as SageMaker
 
 The steps live in one module each: :mod:`.job` (the request), :mod:`.contract` (the ``/opt/ml``
 tree and ``SM_*`` environment), :mod:`.inputs` (channels and source), :mod:`.processes` (pip and
-the entry point, supervised), :mod:`.artifacts` (the upload), :mod:`.control` and
-:mod:`.job_log` (how a job ends, its log). This package imports only the standard library.
+the entry point, supervised), :mod:`.artifacts` (the upload), :mod:`.reward_curve`, :mod:`.control`
+and :mod:`.job_log` (how a job ends, its log). This package imports only the standard library
+(and matplotlib, lazily, for the curve).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from .inputs import download_channels, fetch_source
 from .job import JobSpec
 from .job_log import JobLog
 from .processes import install_requirements, run_entry_point
+from .reward_curve import write as write_reward_curve
 
 __all__ = [
     "STOP_GRACE_SECONDS",
@@ -116,18 +121,19 @@ def run_training_job(
         shutil.rmtree(layout.base)
     layout.create()
     log.info(f"Starting training job {job.name} in {layout.base}")
+    curve: list[Path] = []
     try:
         write_config(job, layout, log)
         download_channels(job, layout, s3, log, guard)
         fetch_source(job, layout, s3, log)
         guard.check()
         install_requirements(layout, python, job.environment, log, guard)
-        run_entry_point(job, layout, python, log, guard)
-        model_uri, output_uri = upload_artifacts(job, layout, s3, log)
+        _train_and_plot(job, layout, python, log, guard, curve)
+        model_uri, output_uri = upload_artifacts(job, layout, s3, log, extras=curve)
     except JobStopped as stopped:
         log.info(f"Training job stopped ({stopped.secondary_status}); uploading what it saved")
         try:
-            model_uri, output_uri = upload_artifacts(job, layout, s3, log)
+            model_uri, output_uri = upload_artifacts(job, layout, s3, log, extras=curve)
         except JobFailed as failure:
             log.info(f"Could not upload the artifacts of the stopped job: {failure.reason}")
             return TrainingJobResult(
@@ -142,3 +148,22 @@ def run_training_job(
         return TrainingJobResult("Failed", reason, None, None, log.lines, "Failed")
     log.info("Training job completed")
     return TrainingJobResult("Completed", None, model_uri, output_uri, log.lines, "Completed")
+
+
+def _train_and_plot(
+    job: JobSpec, layout: Layout, python: str, log: JobLog, guard: Guard, curve: list[Path]
+) -> None:
+    """Run the entry point, then plot its reward curve however it ended (into ``curve``)."""
+    status = "Completed"
+    try:
+        run_entry_point(job, layout, python, log, guard)
+    except JobStopped:
+        status = "Stopped"
+        raise
+    except JobFailed:
+        status = "Failed"
+        raise
+    finally:
+        path = write_reward_curve(job, layout.base, log, status)
+        if path is not None:
+            curve.append(path)

@@ -1,12 +1,15 @@
 """What a job leaves behind: ``model/`` and ``output/data/`` as tarballs at SageMaker's S3 keys.
 
 Uploaded when the script completes and also when the job is stopped or runs out of time, as
-SageMaker does: whatever the script saved before it was stopped is its model.
+SageMaker does: whatever the script saved before it was stopped is its model. Local extras (the
+reward curve) go next to them; they are conveniences, so failing to upload one is only logged.
 """
 
 from __future__ import annotations
 
 import tarfile
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..archives import add_tree
@@ -18,8 +21,11 @@ from .job_log import JobLog
 __all__ = ["upload_artifacts"]
 
 
-def upload_artifacts(job: JobSpec, layout: Layout, s3: Any, log: JobLog) -> tuple[str, str]:
-    """Upload ``model/`` and ``output/data/`` as SageMaker does; return their S3 URIs."""
+def upload_artifacts(
+    job: JobSpec, layout: Layout, s3: Any, log: JobLog, extras: Sequence[Path] = ()
+) -> tuple[str, str]:
+    """Upload ``model/`` and ``output/data/`` as SageMaker does, then ``extras`` next to them;
+    return the tarballs' S3 URIs."""
     bucket, prefix = split_s3_uri(job.output_path)
     base_key = f"{prefix}/{job.name}/output" if prefix else f"{job.name}/output"
     uris = []
@@ -39,4 +45,12 @@ def upload_artifacts(job: JobSpec, layout: Layout, s3: Any, log: JobLog) -> tupl
             ) from error
         uris.append(f"s3://{bucket}/{key}")
         log.info(f"Uploaded {source} to s3://{bucket}/{key}")
+    for extra in extras:
+        key = f"{base_key}/{extra.name}"
+        try:
+            s3.upload_file(str(extra), bucket, key)
+        except Exception as error:
+            log.info(f"Could not upload {extra} to s3://{bucket}/{key}: {error}")
+            continue
+        log.info(f"Uploaded {extra} to s3://{bucket}/{key}")
     return uris[0], uris[1]

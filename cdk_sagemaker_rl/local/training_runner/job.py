@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ["Channel", "JobSpec", "decode_hyperparameter", "split_s3_uri"]
@@ -42,6 +42,8 @@ class JobSpec:
     max_runtime: int
     input_mode: str
     environment: dict[str, str]
+    #: ``AlgorithmSpecification.MetricDefinitions``: ``{"Name": ..., "Regex": ...}`` each.
+    metric_definitions: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def user_hyperparameters(self) -> dict[str, Any]:
@@ -119,6 +121,11 @@ class JobSpec:
             max_runtime=int(stopping.get("MaxRuntimeInSeconds", _DEFAULT_MAX_RUNTIME)),
             input_mode=input_mode,
             environment={str(k): str(v) for k, v in (request.get("Environment") or {}).items()},
+            metric_definitions=[
+                {"Name": str(m.get("Name", "")), "Regex": str(m.get("Regex", ""))}
+                for m in algorithm.get("MetricDefinitions") or []
+                if isinstance(m, Mapping)
+            ],
         )
 
 
