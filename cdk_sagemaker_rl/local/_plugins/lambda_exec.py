@@ -1,17 +1,20 @@
-"""Run Lambda functions for real: the function's zip, in a subprocess of this Python.
+"""Run Lambda functions for real: the function's zip, in warm worker processes of this Python.
 
 moto runs Lambda code only through Docker, which local mode does not have; without it, Invoke
 echoes the payload and custom resources never answer. This plugin replaces
 ``LambdaFunction.invoke`` (used by the Invoke API, which Step Functions' ``lambda:invoke`` tasks
-and Lambda-to-Lambda calls go through) with a subprocess run of the handler:
+and Lambda-to-Lambda calls go through) with a run of the handler in an execution environment of
+:mod:`.lambda_workers` (a subprocess reused from invocation to invocation, as Lambda does):
 
 - the stored zip (and its layers) is extracted once per code digest into the state directory;
 - the handler ``module.function`` runs under :data:`sys.executable` with the function's
   environment plus ``AWS_ENDPOINT_URL`` (the emulator), dummy credentials and the region, in its
-  own session so that a timeout kills everything it started;
+  own session so that a timeout kills everything it started; any change of code, handler, layers
+  or configuration gets new environments (see :func:`_worker_spec`);
 - the result is the handler's JSON; an exception, a missing handler or a timeout is a
   ``FunctionError: Unhandled`` with Lambda's error payload (``errorMessage``, ``errorType``,
-  ``stackTrace``), and the output goes to CloudWatch Logs (``/aws/lambda/<name>``) as in Lambda.
+  ``stackTrace``), and the invocation's output goes to CloudWatch Logs (``/aws/lambda/<name>``,
+  a stream per invocation) as in Lambda.
 
 Only Python runtimes run (the interpreter is this one, whatever minor version the function
 declares); any other runtime gets an error payload that says so.
@@ -29,7 +32,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,7 +43,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .runtime import LOG, context, kill_process_group
+from .lambda_workers import Request, WorkerPool, WorkerSpec
+from .runtime import LOG, context
 
 __all__ = ["Invocation", "app_id_for", "install", "invoke_function"]
 
@@ -90,85 +93,6 @@ _RESERVED_ENV = frozenset(
         "LAMBDA_RUNTIME_DIR",
     }
 )
-
-# The in-process half of the runtime: reads the event from stdin, calls the handler, writes the
-# outcome as JSON to the file named in argv (stdout belongs to the handler's own logging).
-_BOOTSTRAP = r"""
-import importlib
-import json
-import logging
-import os
-import sys
-import time
-import traceback
-
-
-class LambdaContext:
-    def __init__(self, deadline):
-        self._deadline = deadline
-        self.function_name = os.environ["AWS_LAMBDA_FUNCTION_NAME"]
-        self.function_version = os.environ["AWS_LAMBDA_FUNCTION_VERSION"]
-        self.invoked_function_arn = os.environ["_LOCAL_FUNCTION_ARN"]
-        self.memory_limit_in_mb = os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
-        self.aws_request_id = os.environ["_LOCAL_REQUEST_ID"]
-        self.log_group_name = os.environ["AWS_LAMBDA_LOG_GROUP_NAME"]
-        self.log_stream_name = os.environ["AWS_LAMBDA_LOG_STREAM_NAME"]
-        self.identity = None
-        self.client_context = None
-
-    def get_remaining_time_in_millis(self):
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-def write(path, outcome):
-    with open(path, "w", encoding="utf-8") as handle:
-        json.dump(outcome, handle)
-
-
-def error(message, kind, trace=()):
-    return {"ok": False, "error": {"errorMessage": message, "errorType": kind,
-            "requestId": os.environ["_LOCAL_REQUEST_ID"], "stackTrace": list(trace)}}
-
-
-def main():
-    handler_name, result_path = sys.argv[1], sys.argv[2]
-    deadline = time.monotonic() + float(os.environ["AWS_LAMBDA_FUNCTION_TIMEOUT"])
-    sys.path[0] = os.environ["LAMBDA_TASK_ROOT"]  # not this script's directory: like Lambda
-    logging.basicConfig(stream=sys.stdout, format="[%(levelname)s]\t%(asctime)s\t%(message)s")
-    module_name, _, function_name = handler_name.rpartition(".")
-    if not module_name:
-        write(result_path, error(f"Bad handler '{handler_name}': not enough values to unpack",
-                                 "Runtime.MalformedHandlerName"))
-        return
-    try:
-        module = importlib.import_module(module_name.replace("/", "."))
-    except Exception as exc:
-        write(result_path, error(f"Unable to import module '{module_name}': {exc}",
-                                 "Runtime.ImportModuleError"))
-        return
-    function = getattr(module, function_name, None)
-    if function is None:
-        write(result_path, error(f"Handler '{function_name}' missing on module '{module_name}'",
-                                 "Runtime.HandlerNotFound"))
-        return
-    event = json.loads(sys.stdin.read() or "null")
-    try:
-        result = function(event, LambdaContext(deadline))
-    except Exception as exc:
-        trace = traceback.format_tb(exc.__traceback__.tb_next)  # drop this frame
-        print(f"[ERROR] {type(exc).__name__}: {exc}")
-        write(result_path, error(str(exc), type(exc).__name__, trace))
-        return
-    try:
-        payload = json.dumps(result)
-    except (TypeError, ValueError) as exc:
-        write(result_path, error(f"Unable to marshal response: {exc}", "Runtime.MarshalError"))
-        return
-    write(result_path, {"ok": True, "payload": payload})
-
-
-main()
-"""
 
 
 @dataclass
@@ -261,17 +185,9 @@ class _SetupError(Exception):
         self.message = message
 
 
-def _bootstrap_path() -> Path:
-    path = context().state_dir / "lambda" / "bootstrap.py"
-    if not path.exists() or path.read_text(encoding="utf-8") != _BOOTSTRAP:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-        scratch.write_text(_BOOTSTRAP, encoding="utf-8")
-        scratch.replace(path)
-    return path
-
-
-def _environment(fn: Any, code_dir: Path, request_id: str, stream: str) -> dict[str, str]:
+def _environment(fn: Any, code_dir: Path) -> dict[str, str]:
+    """The environment a worker starts with: nothing in it may vary between invocations (the
+    request id and the log stream travel with each request; see :mod:`.lambda_workers`)."""
     ctx = context()
     env = {key: os.environ[key] for key in _INHERITED_ENV if key in os.environ}
     for key, value in (fn.environment_vars or {}).items():
@@ -286,14 +202,11 @@ def _environment(fn: Any, code_dir: Path, request_id: str, stream: str) -> dict[
             "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_FUNCTION_TIMEOUT": str(_timeout(fn)),
             "AWS_LAMBDA_LOG_GROUP_NAME": fn.logs_group_name,
-            "AWS_LAMBDA_LOG_STREAM_NAME": stream,
             "LAMBDA_TASK_ROOT": str(code_dir),
             "PYTHONPATH": os.pathsep.join(python_path),
             "PYTHONUNBUFFERED": "1",
             "_LOCAL_FUNCTION_ARN": fn.function_arn,
-            "_LOCAL_REQUEST_ID": request_id,
             # Names the function in the User-Agent of every request the handler makes.
             "AWS_SDK_UA_APP_ID": app_id_for(fn.function_name),
         }
@@ -346,9 +259,9 @@ def invoke_function(fn: Any, event: bytes | str) -> Invocation:
                 f"local mode runs Python Lambda functions only; function {fn.function_name} "
                 f"has runtime {runtime or 'none (container image)'}",
             )
-        code_dir = _code_dir(fn)
-        env = _environment(fn, code_dir, request_id, stream)
-        payload, function_error, output = _run(fn, code_dir, env, event, timeout, request_id)
+        data = event.encode("utf-8") if isinstance(event, str) else event
+        request = Request(request_id, stream, data, timeout)
+        payload, function_error, output = _run(_worker_spec(fn), request)
     except _SetupError as problem:
         payload = _error_payload(problem.kind, problem.message, request_id)
         function_error = "Unhandled"
@@ -369,57 +282,66 @@ def invoke_function(fn: Any, event: bytes | str) -> Invocation:
     return Invocation(payload, function_error, "\n".join(lines) + "\n", request_id)
 
 
-def _run(
-    fn: Any,
-    code_dir: Path,
-    env: dict[str, str],
-    event: bytes | str,
-    timeout: float,
-    request_id: str,
-) -> tuple[bytes, str | None, str]:
+def _worker_spec(fn: Any) -> WorkerSpec:
+    """The worker configuration of ``fn`` as it is now. The key covers everything an update can
+    change (``LastModified`` too: a function deleted and created again is a new function), so
+    that no worker started before a redeploy serves an invocation after it."""
+    code_dir = _code_dir(fn)
+    env = _environment(fn, code_dir)
+    identity = {
+        "arn": fn.function_arn,
+        "code": str(code_dir),
+        "handler": str(fn.handler),
+        "env": env,
+        "layers": [str(layer.get("Arn")) for layer in getattr(fn, "layers", []) or []],
+        "role": str(fn.role),
+        "timeout": _timeout(fn),
+        "modified": str(getattr(fn, "last_modified", "")),
+    }
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode("utf-8")).hexdigest()
+    return WorkerSpec(key, fn.function_arn, fn.function_name, str(fn.handler), code_dir, env)
+
+
+_pool_lock = threading.Lock()
+_pool: WorkerPool | None = None
+
+
+def _current_pool() -> WorkerPool:
+    """The running emulator's pool: created on first use, closed when that emulator stops (a
+    later emulator in this process gets its own)."""
+    global _pool
     ctx = context()
-    scratch = ctx.state_dir / "lambda" / "invocations"
-    scratch.mkdir(parents=True, exist_ok=True)
-    result_path = scratch / f"{request_id}.json"
-    data = event.encode("utf-8") if isinstance(event, str) else event
-    process = subprocess.Popen(
-        [sys.executable, str(_bootstrap_path()), str(fn.handler), str(result_path)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        cwd=code_dir,
-        env=env,
-        start_new_session=True,
-    )
-    ctx.track(process)
-    try:
-        try:
-            raw_output, _ = process.communicate(data, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            kill_process_group(process)
-            raw_output, _ = process.communicate()
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-            message = f"{stamp} {request_id} Task timed out after {timeout:.2f} seconds"
-            text = raw_output.decode("utf-8", "replace") + message + "\n"
-            return _error_payload("Sandbox.Timedout", message, request_id), "Unhandled", text
-        text = raw_output.decode("utf-8", "replace")
-        if ctx.shutdown.is_set() and process.returncode and process.returncode < 0:
-            stopped = _error_payload("Sandbox.Stopped", "the emulator stopped", request_id)
-            return stopped, "Unhandled", text
-        try:
-            outcome = json.loads(result_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            message = (
-                f"RequestId: {request_id} Error: Runtime exited with error: "
-                f"exit status {process.returncode}"
-            )
-            return _error_payload("Runtime.ExitError", message, request_id), "Unhandled", text
-        if outcome.get("ok"):
-            return str(outcome["payload"]).encode("utf-8"), None, text
-        return json.dumps(outcome["error"]).encode("utf-8"), "Unhandled", text
-    finally:
-        ctx.untrack(process)
-        result_path.unlink(missing_ok=True)
+    with _pool_lock:
+        if _pool is None or _pool.ctx is not ctx:
+            _pool = WorkerPool(ctx)
+            ctx.on_stop(_pool.close)
+        return _pool
+
+
+def _run(spec: WorkerSpec, request: Request) -> tuple[bytes, str | None, str]:
+    """The invocation's payload, function error and output, in Lambda's terms."""
+    request_id = request.request_id
+    outcome = _current_pool().invoke(spec, request)
+    text = outcome.output
+    if outcome.status == "ok":
+        return outcome.payload.encode("utf-8"), None, text
+    if outcome.status == "error":
+        return outcome.payload.encode("utf-8"), "Unhandled", text
+    if outcome.status == "timeout":
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        message = f"{stamp} {request_id} Task timed out after {request.timeout:.2f} seconds"
+        kind, text = "Sandbox.Timedout", text + message + "\n"
+    elif outcome.status == "stopped":
+        kind, message = "Sandbox.Stopped", "the emulator is stopping"
+    elif context().shutdown.is_set() and (outcome.returncode or 0) < 0:
+        kind, message = "Sandbox.Stopped", "the emulator stopped"
+    else:
+        kind = "Runtime.ExitError"
+        message = (
+            f"RequestId: {request_id} Error: Runtime exited with error: "
+            f"exit status {outcome.returncode}"
+        )
+    return _error_payload(kind, message, request_id), "Unhandled", text
 
 
 def _invoke_api(self: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
