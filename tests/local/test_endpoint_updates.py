@@ -386,6 +386,31 @@ def test_retained_variant_properties_keep_the_scaled_instance_count(
         Schedule="cron(0 8 * * ? *)",
         ScalableTargetAction={"MinCapacity": 2},
     )
+    # The serving workflow registers through Step Functions' aws-sdk integration.
+    sfn = local_emulator.client("stepfunctions")
+    role = local_emulator.client("iam").get_role(RoleName="serving-model-role")["Role"]["Arn"]
+    register = {
+        "StartAt": "Register",
+        "States": {
+            "Register": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:applicationautoscaling:"
+                "registerScalableTarget",
+                "Parameters": {**target, "MinCapacity": 1, "MaxCapacity": 5},
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(
+        name="register-scaling", definition=json.dumps(register), roleArn=role
+    )["stateMachineArn"]
+    execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+    done = wait_until(
+        lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
+        30,
+        poll=0.2,
+    )
+    assert done["status"] == "SUCCEEDED", done
     with pytest.raises(ClientError, match="does not exist"):
         autoscaling.register_scalable_target(
             **{**target, "ResourceId": f"endpoint/nowhere/variant/{VARIANT}"},
@@ -435,7 +460,7 @@ def test_retained_variant_properties_keep_the_scaled_instance_count(
             },
         )
     targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")
-    assert [t["MaxCapacity"] for t in targets["ScalableTargets"]] == [4]
+    assert [t["MaxCapacity"] for t in targets["ScalableTargets"]] == [5]
     sagemaker.delete_endpoint(EndpointName="scaled")
 
 

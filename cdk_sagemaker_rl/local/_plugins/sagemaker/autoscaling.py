@@ -8,6 +8,10 @@ PutScheduledAction for ``sagemaker`` variants, but has no CloudFormation model f
 The models here create, update and delete them through moto's backend, so that a deploy leaves
 the same targets, policies and scheduled actions that DescribeScalableTargets & co. show on AWS.
 
+Step Functions names the service ``applicationautoscaling`` in ``aws-sdk`` task ARNs (the serving
+workflow registers targets that way) where boto3 knows ``application-autoscaling``; moto's
+interpreter maps only ``sfn``, so that name is added to its map here.
+
 As on AWS, a scalable target of a SageMaker variant must name an existing endpoint and variant
 (``endpoint/<name>/variant/<variant>``): a template that registers it before its endpoint exists
 fails here as it would there. Nothing scales: no metric is published and no alarm or schedule is
@@ -262,9 +266,16 @@ def _check_sagemaker_target(original: Any) -> Any:
 
 
 def install() -> None:
-    """Register the CloudFormation models and check SageMaker targets (once, by the package)."""
+    """Register the CloudFormation models, check SageMaker targets and let Step Functions tasks
+    call the service (once, by the package)."""
     from moto.applicationautoscaling.models import ApplicationAutoscalingBackend
     from moto.cloudformation import parsing
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service,
+    )
+
+    overrides = state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES
+    overrides["applicationautoscaling"] = "application-autoscaling"
 
     ApplicationAutoscalingBackend.register_scalable_target = (  # type: ignore[method-assign]
         _check_sagemaker_target(ApplicationAutoscalingBackend.register_scalable_target)
