@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .images import Processor as Processor
     from .images import RLFramework as RLFramework
     from .images import RLToolkit as RLToolkit
+    from .observability import EstimatorMonitoring as EstimatorMonitoring
+    from .observability import Monitoring as Monitoring
     from .serving import AutoScaling as AutoScaling
     from .serving import Capacity as Capacity
     from .serving import DataCapture as DataCapture
@@ -44,6 +46,8 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .training.attach import AttachedTrainingJob as AttachedTrainingJob
 
 _EXPORTS = {
+    "EstimatorMonitoring": "observability",
+    "Monitoring": "observability",
     "TrafficShifting": "serving",
     "ServerlessInference": "serving",
     "ScheduledCapacity": "serving",
@@ -82,7 +86,9 @@ __all__ = [
     "ContainerImage",
     "DataCapture",
     "EndpointUpdate",
+    "EstimatorMonitoring",
     "InputMode",
+    "Monitoring",
     "Processor",
     "RLEndpoint",
     "RLEstimator",

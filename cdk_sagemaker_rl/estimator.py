@@ -33,6 +33,7 @@ from ._kms import kms_key
 from ._signature import named_options
 from .errors import ValidationError, invalid
 from .images import ContainerImage, RLFramework, RLToolkit
+from .observability import EstimatorMonitoring, Monitoring
 from .serving import (
     AutoScaling,
     DataCapture,
@@ -118,6 +119,7 @@ class RLEstimator(Construct):
         encrypt_inter_container_traffic: bool = False,
         debugger_hook_config: bool = True,
         disable_profiler: bool = False,
+        monitoring: Monitoring | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.node.set_context(LOG_DELIVERY_BY_POLICY, True)
@@ -203,6 +205,8 @@ class RLEstimator(Construct):
         self.state_machine = built.state_machine
         self.log_group = built.log_group
         self.signal_function = built.signal_function
+        #: The dashboard and alarms (README.md#monitoring); None with Monitoring.disabled().
+        self.monitoring = _monitoring(self, monitoring)
         self._fitted = False
         self._wait = True
         self._endpoint: RLEndpoint | None = None
@@ -332,6 +336,8 @@ class RLEstimator(Construct):
             function_url_auth_type=function_url_auth_type,
             allow_unauthenticated_function_url=allow_unauthenticated_function_url,
         )
+        if self.monitoring is not None:
+            self.monitoring.add_endpoint(endpoint, alarms=endpoint.alarms)
         if endpoint.workflow is not None:
             self.training_run.start_workflow(endpoint.workflow, depends_on=[endpoint.role])
         self._endpoint = endpoint
@@ -340,6 +346,22 @@ class RLEstimator(Construct):
     #: ``RLEstimator.attach(scope, id, training_job_name=...)``: serve a training job that
     #: already exists (the seed's classmethod; the class it builds is the public piece).
     attach = AttachedTrainingJob
+
+
+def _monitoring(estimator: RLEstimator, options: object) -> EstimatorMonitoring | None:
+    """One dashboard and the alarms per estimator, unless switched off."""
+    if options is None:
+        options = Monitoring()
+    if isinstance(options, Monitoring) and not options.enabled:
+        return None
+    return EstimatorMonitoring(
+        estimator,
+        "Monitoring",
+        name_base=estimator.job_name_base,
+        metric_definitions=estimator.config.metric_definitions(estimator.image),
+        state_machine=estimator.state_machine,
+        options=options,  # type: ignore[arg-type]  # checked by EstimatorMonitoring
+    )
 
 
 def _check_deployable(estimator: RLEstimator) -> None:

@@ -183,6 +183,10 @@ class TemplateResolver:
                 if attribute == "Ref"
                 else _unknown_attribute(kind, attribute)
             )
+        if kind == "AWS::SNS::Topic":
+            name = str(self.resolve(props.get("TopicName") or self._name(logical_id, 256)))
+            arn = d.arn("sns", name)
+            return {"Ref": arn, "TopicArn": arn, "TopicName": name}[attribute]
         if kind == "AWS::CloudWatch::Alarm":
             name = str(self.resolve(props.get("AlarmName") or self._name(logical_id, 255)))
             return {"Ref": name, "Arn": d.arn("cloudwatch", f"alarm:{name}")}[attribute]

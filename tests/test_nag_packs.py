@@ -89,6 +89,13 @@ REGULATED_ACKNOWLEDGEMENTS: dict[str, tuple[tuple[str, ...], str]] = {
         "invoked synchronously (API caller / state machine task with retries), and the custom "
         "resource handler always answers CloudFormation itself, so a DLQ would have no consumer.",
     ),
+    "SNSEncryptedKMS": (
+        ("CartPole/Monitoring/AlarmTopic/Resource",),
+        "CloudWatch alarms cannot publish to a topic encrypted with the AWS managed key "
+        "(alias/aws/sns), and a customer managed key per estimator costs money and needs a key "
+        "policy for a service principal; notifications carry alarm names, states and values "
+        "only. Pass Monitoring(alarm_topic=...) with a customer managed key to encrypt.",
+    ),
     "LambdaInsideVPC": (
         FUNCTIONS,
         "The functions only call AWS APIs (Step Functions, SageMaker, CloudWatch Logs, the "

@@ -295,10 +295,12 @@ def test_deploy_waits_for_training_then_serves(fitted: tuple[Template, RLEstimat
     (endpoint_id,) = template.find_resources("AWS::SageMaker::Endpoint").keys()
     endpoint = template.to_json()["Resources"][endpoint_id]["Properties"]
     # Named at synth time (so the model role's log permission can name its log group).
-    assert endpoint == {
+    assert {k: v for k, v in endpoint.items() if k != "DeploymentConfig"} == {
         "EndpointName": "Test-Estimator-Serving-6C5172EF",
         "EndpointConfigName": {"Fn::GetAtt": [config_id, "EndpointConfigName"]},
     }
+    # The default update: blue/green, rolled back by the endpoint's own alarms.
+    assert len(endpoint["DeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]) == 2
     template.has_resource_properties(
         "AWS::Lambda::Function",
         {
