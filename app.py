@@ -19,7 +19,15 @@ from aws_cdk import aws_kms as kms
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from cdk_sagemaker_rl import ContainerImage, RLEstimator
+from cdk_sagemaker_rl import (
+    AutoScaling,
+    Capacity,
+    ContainerImage,
+    DataCapture,
+    EndpointUpdate,
+    RLEstimator,
+    TrafficShifting,
+)
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE / "examples" / "cartpole"
@@ -72,7 +80,32 @@ class CartPoleStack(cdk.Stack):
             image=ContainerImage.pytorch_inference(SERVING_PYTORCH),
             entry_point="inference.py",
             kms_key=key,
+            **_serving_options(settings),
         )
+
+
+def _serving_options(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Production serving per environment: capture everywhere, canary + autoscaling in prod."""
+    options: dict[str, Any] = {}
+    if "data_capture_percent" in settings:
+        # Into the artifact bucket (data-capture/), encrypted with the bucket's key.
+        options["data_capture"] = DataCapture(
+            sampling_percentage=int(settings["data_capture_percent"])
+        )
+    if "canary_percent" in settings:
+        options["update"] = EndpointUpdate.blue_green(
+            traffic=TrafficShifting.canary(
+                Capacity.percent(int(settings["canary_percent"])), wait=cdk.Duration.minutes(5)
+            ),
+            baking_period=cdk.Duration.minutes(10),
+        )
+    if "serve_max_instance_count" in settings:
+        options["autoscaling"] = AutoScaling(
+            min_capacity=int(settings.get("serve_initial_instance_count", 1)),
+            max_capacity=int(settings["serve_max_instance_count"]),
+            target_invocations_per_instance=200,
+        )
+    return options
 
 
 def _overrides(app: cdk.App) -> dict[str, Any]:

@@ -48,6 +48,12 @@ EXPECTED_ACKNOWLEDGEMENTS = {
     ("CartPole/Serving/PredictFunctionRole/DefaultPolicy/Resource", "Resource::*"),
     ("CartPole/Serving/Role/DefaultPolicy/Resource", "Resource::*"),
     (
+        # Data capture: SageMaker names the files under the endpoint's own prefix.
+        "CartPole/Serving/Role/DefaultPolicy/Resource",
+        "Resource::arn:<AWS::Partition>:s3:::<CartPoleArtifactsDE17BBDC>/data-capture/"
+        "RLCartPoledev-CartPole-Serving-58C18C56/*",
+    ),
+    (
         "CartPole/Serving/Role/DefaultPolicy/Resource",
         "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
         "/aws/sagemaker/Endpoints/RLCartPoledev-CartPole-Serving-58C18C56:*",
