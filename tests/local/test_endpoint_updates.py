@@ -20,7 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from conftest import EmulatorProcess
 
@@ -229,6 +231,36 @@ def test_a_model_that_does_not_load_rolls_the_update_back_with_its_error(
     assert len(reason) <= 1024
     assert invoke(local_emulator, "rollback", [2]) == {"version": "v1", "echo": [2]}
     assert rollback_seconds < 15
+
+    # A model slower to load than the variant's health check timeout fails the same way (1 s is
+    # below SageMaker's minimum of 60, which boto3 checks: this client does not).
+    unchecked = boto3.session.Session().client(
+        "sagemaker",
+        endpoint_url=local_emulator.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(parameter_validation=False),
+    )
+    unchecked.create_endpoint_config(
+        EndpointConfigName="rollback-slow",
+        ProductionVariants=[
+            {
+                "VariantName": VARIANT,
+                "ModelName": models["v2-slow"],
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "ContainerStartupHealthCheckTimeoutInSeconds": 1,
+            }
+        ],
+    )
+    sagemaker.update_endpoint(EndpointName="rollback", EndpointConfigName="rollback-slow")
+    after = settled(local_emulator, "rollback")
+    assert (after["EndpointStatus"], after["EndpointConfigName"]) == ("InService", "rollback-v1")
+    assert after["FailureReason"].startswith(
+        f"The primary container for production variant {VARIANT} did not pass the ping health "
+        "check: the model server did not answer /ping within 1 s"
+    )
 
     # The next good update clears the reason.
     sagemaker.update_endpoint(EndpointName="rollback", EndpointConfigName="rollback-v1")

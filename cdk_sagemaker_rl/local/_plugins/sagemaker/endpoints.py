@@ -177,7 +177,8 @@ def _start_route(backend: Any, endpoint_name: str, deployment: Deployment) -> Ro
             f"The primary container for production variant {variant_name} did not pass the "
             f"ping health check"
         )
-        head += f": {exc.error}" if exc.error else f" within {timeout:g} s"
+        # The container's own error when its log has one, else what the server process did.
+        head += f": {exc.error or str(exc).splitlines()[0].split(' (model ')[0]}"
         raise RuntimeError(_fit(head, f"Last lines of its log:\n{exc.log_tail}")) from exc
     finally:
         with _lock:
