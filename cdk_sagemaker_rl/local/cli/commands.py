@@ -79,14 +79,28 @@ def deploy(
         code, lines = run_cdk(state, args, emulator_pid=pid)
         if code != 0:
             reasons = failure_reasons(state) or [line for line in lines if "FAILED" in line]
-            # Nothing is left running after a failed deploy: the emulator holds no useful state.
-            stop_emulator(state)
+            if _rolled_back_to_previous(state):
+                # An update that failed was rolled back: the previous deployment still serves,
+                # as it would on AWS. `destroy` stops it.
+                say(f"{STACK} was rolled back: the previous deployment keeps serving")
+            else:
+                # Nothing else is left running after a failed deploy: no useful state is held.
+                stop_emulator(state)
             raise LocalModeError(
                 f"cdk deploy of {STACK} failed (exit {code}).\n"
                 + "\n".join(f"  {r}" for r in reasons[:5])
             )
         say(f"deployed in {time.monotonic() - started:.0f} s")
         return stack_outputs(state)
+
+
+def _rolled_back_to_previous(state: State) -> bool:
+    """True when a failed update left the stack as it was before (UPDATE_ROLLBACK_COMPLETE)."""
+    try:
+        stacks = client("cloudformation", state).describe_stacks(StackName=STACK)["Stacks"]
+    except Exception:  # no stack (a failed first deploy), or no emulator to ask
+        return False
+    return bool(stacks) and stacks[0].get("StackStatus") == "UPDATE_ROLLBACK_COMPLETE"
 
 
 def predict(state: State, observation: Sequence[float]) -> Any:

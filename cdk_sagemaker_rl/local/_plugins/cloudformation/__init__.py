@@ -45,6 +45,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import api, outputs, resource_map, ssm_parameters
+from .alarms import LocalAlarm
 from .custom_resources import (
     CUSTOM_RESOURCE_RESPONSE_PATH,
     DEFAULT_CUSTOM_RESOURCE_TIMEOUT,
@@ -93,7 +94,12 @@ def install() -> None:
         return
     from moto.cloudformation import parsing
 
-    models: list[Any] = [LocalCustomResource, LocalWaitConditionHandle, LocalWaitCondition]
+    models: list[Any] = [
+        LocalCustomResource,
+        LocalWaitConditionHandle,
+        LocalWaitCondition,
+        LocalAlarm,
+    ]
     for model in models:
         if model.cloudformation_type() in parsing.NULL_MODELS:
             parsing.NULL_MODELS.remove(model.cloudformation_type())
