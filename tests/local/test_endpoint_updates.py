@@ -708,8 +708,34 @@ def test_cloudformation_serving_resources_deploy_and_a_failed_update_names_the_e
     assert failed[0].startswith('Resource handler returned message: "Endpoint cfn-serving update')
     after = describe(local_emulator, "cfn-serving")
     assert after["EndpointStatus"] == "InService"
+    # The rollback went back to the config in service (kept until the update succeeds), so the
+    # endpoint was not redeployed and still says why the update failed.
+    assert after["EndpointConfigName"] == described["EndpointConfigName"]
+    assert f"ValueError: {BROKEN}" in after["FailureReason"]
     assert after["ProductionVariants"][0]["CurrentInstanceCount"] == 2
     assert invoke(local_emulator, "cfn-serving", [2])["version"] == "v1"
+    sagemaker = local_emulator.client("sagemaker")
+
+    def config_names() -> set[str]:
+        configs = sagemaker.list_endpoint_configs(MaxResults=100)["EndpointConfigs"]
+        return {c["EndpointConfigName"] for c in configs}
+
+    before_retrain = config_names()
+    # The config of the failed update is gone with the rollback.
+    stack_configs = {n for n in before_retrain if n.startswith("serving-resources-Config")}
+    assert stack_configs == {after["EndpointConfigName"]}
+    # A retrain: the model and the config are replaced, the scaled count is kept, the old ones go.
+    cfn.update_stack(
+        StackName="serving-resources",
+        TemplateBody=serving_template("s3://serving-models/v2/model.tar.gz", role),
+    )
+    assert settled_stack(local_emulator, "serving-resources")["StackStatus"] == "UPDATE_COMPLETE"
+    retrained = describe(local_emulator, "cfn-serving")
+    assert retrained["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+    assert invoke(local_emulator, "cfn-serving", [3])["version"] == "v2"
+    assert config_names() == before_retrain - {after["EndpointConfigName"]} | {
+        retrained["EndpointConfigName"]
+    }
 
     cfn.delete_stack(StackName="serving-resources")
     assert settled_stack(local_emulator, stack["StackId"])["StackStatus"] == "DELETE_COMPLETE"
@@ -722,4 +748,4 @@ def test_cloudformation_serving_resources_deploy_and_a_failed_update_names_the_e
     assert autoscaling.describe_scaling_policies(**where)["ScalingPolicies"] == []
     assert autoscaling.describe_scheduled_actions(**where)["ScheduledActions"] == []
     # The records the stack's endpoint captured were written when it was deleted.
-    assert len(capture_records(local_emulator, f"cfn/cfn-serving/{VARIANT}/")) == 2
+    assert len(capture_records(local_emulator, f"cfn/cfn-serving/{VARIANT}/")) == 3

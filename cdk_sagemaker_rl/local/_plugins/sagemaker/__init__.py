@@ -24,7 +24,9 @@ with canned results; it also lacks StopTrainingJob and UpdateEndpoint. This plug
   ``OriginalStatusCode`` and ``OriginalMessage``; with data capture on, the sampled invocations
   are written to S3 in SageMaker's capture format;
 - takes ``AWS::ApplicationAutoScaling::ScalableTarget``/``ScalingPolicy`` in templates (moto has
-  no model for them); nothing scales.
+  no model for them); nothing scales;
+- replaces a template's models and endpoint configs as CloudFormation does (the old one is
+  deleted once the update succeeded, and is what a rollback returns to).
 
 Stopping the emulator writes the captured records and stops every job (the runner ends its
 processes) and every model server.
@@ -36,7 +38,8 @@ checked against the role's policies.
 
 One module per part: :mod:`.training_jobs`, :mod:`.endpoints` (deployments and the servers),
 :mod:`.endpoint_api` (the endpoint calls and resources), :mod:`.variants` (what an endpoint
-reports and keeps), :mod:`.invocations`, :mod:`.capture`, :mod:`.autoscaling`, and
+reports and keeps), :mod:`.replacements`, :mod:`.invocations`, :mod:`.capture`,
+:mod:`.autoscaling`, and
 :mod:`.role_s3` (the S3 client a job or a server acts with); this package installs them.
 """
 
@@ -46,7 +49,15 @@ import time
 from typing import Any
 
 from ..runtime import LOG
-from . import autoscaling, capture, endpoint_api, endpoints, invocations, training_jobs
+from . import (
+    autoscaling,
+    capture,
+    endpoint_api,
+    endpoints,
+    invocations,
+    replacements,
+    training_jobs,
+)
 from .training_jobs import TRAINING_LOG_NAME
 
 __all__ = ["TRAINING_LOG_NAME", "install", "snapshot", "stop_all"]
@@ -91,6 +102,7 @@ def install() -> None:
         return
     training_jobs.install()
     endpoint_api.install()
+    replacements.install()
     invocations.install()
     autoscaling.install()
     _installed = True
