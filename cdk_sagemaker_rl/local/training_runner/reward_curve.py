@@ -115,7 +115,8 @@ def write(job: JobSpec, directory: Path, log: JobLog, status: str) -> Path | Non
         log.info(f"No reward curve: plotting failed: {type(error).__name__}: {error}")
         return None
     log.info(
-        f"reward curve: {path} ({len(series.x)} points of {series.metric} over "
+        f"reward curve: {path} ({len(series.x)} point{'s' if len(series.x) != 1 else ''} of "
+        f"{series.metric} over "
         f"{series.x_label}; training status: {status})"
     )
     return path
