@@ -82,6 +82,24 @@ class StandIn:
     def metric_invocation_model_errors(self) -> cloudwatch.Metric:
         return self.metric("InvocationModelErrors", statistic="Sum")
 
+    def metric_instance(self, metric_name: str, **props: Any) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace="/aws/sagemaker/Endpoints",
+            metric_name=metric_name,
+            dimensions_map={"EndpointName": self.endpoint_name, "VariantName": self.variant_name},
+            **props,
+        )
+
+    def metric_failed_requests(self, period: cdk.Duration | None = None) -> cloudwatch.IMetric:
+        return cloudwatch.MathExpression(
+            expression="MAX([FILL(a, 0), FILL(b, 0)])",
+            using_metrics={
+                "a": self.metric_invocation5xx_errors(),
+                "b": self.metric_invocation_model_errors(),
+            },
+            period=period or cdk.Duration.minutes(5),
+        )
+
 
 def training_machine(stack: cdk.Stack) -> sfn.StateMachine:
     return sfn.StateMachine(

@@ -1,8 +1,9 @@
 """What monitoring needs from an endpoint, and the endpoint metrics SageMaker does not name.
 
-:class:`MonitoredEndpoint` is structural so that this package never imports ``serving`` (and
-``serving`` never imports it): ``RLEndpoint`` satisfies it as it is, and so does any object with
-the same names, e.g. in a test.
+:class:`MonitoredEndpoint` is structural so that this package needs no ``RLEndpoint`` (it only
+shares ``serving.metrics``' option type, and ``serving`` never imports it): ``RLEndpoint``
+satisfies it as it is, and so does any object with the same names, e.g. in a test. The metrics
+themselves, failed requests and instance utilization included, are the endpoint's own.
 
 SageMaker publishes no instance-count metric for an endpoint variant: ``AWS/SageMaker`` has the
 invocation metrics, ``/aws/sagemaker/Endpoints`` the per-instance utilization, and Application
@@ -13,13 +14,12 @@ instances serving, in every period with requests (and no value in a period witho
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, Unpack
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 
-#: Where SageMaker publishes an endpoint's per-instance CPU, memory and disk utilization.
-INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
+from ..serving.metrics import MetricOptions
 
 
 class MonitoredEndpoint(Protocol):
@@ -43,6 +43,12 @@ class MonitoredEndpoint(Protocol):
 
     def metric_invocation_model_errors(self) -> cloudwatch.Metric: ...
 
+    def metric_instance(
+        self, metric_name: str, **props: Unpack[MetricOptions]
+    ) -> cloudwatch.Metric: ...
+
+    def metric_failed_requests(self, period: Duration | None = None) -> cloudwatch.IMetric: ...
+
 
 #: What an endpoint must have (checked at ``add_endpoint``: a Protocol is not checked at run time).
 REQUIRED = (
@@ -54,6 +60,8 @@ REQUIRED = (
     "metric_invocation4xx_errors",
     "metric_invocation5xx_errors",
     "metric_invocation_model_errors",
+    "metric_instance",
+    "metric_failed_requests",
 )
 
 
@@ -78,37 +86,13 @@ def instances(endpoint: MonitoredEndpoint, period: Duration) -> cloudwatch.IMetr
 
 def instance_utilization(
     endpoint: MonitoredEndpoint, metric_name: str, period: Duration
-) -> cloudwatch.Metric:
+) -> cloudwatch.IMetric:
     """``CPUUtilization``/``MemoryUtilization``/... of the variant's instances (Average)."""
-    return cloudwatch.Metric(
-        namespace=INSTANCE_NAMESPACE,
-        metric_name=metric_name,
-        dimensions_map={
-            "EndpointName": endpoint.endpoint_name,
-            "VariantName": endpoint.variant_name,
-        },
-        statistic="Average",
-        period=period,
-        label=metric_name,
+    return endpoint.metric_instance(
+        metric_name, statistic="Average", period=period, label=metric_name
     )
 
 
-def errors(endpoint: MonitoredEndpoint, period: Duration) -> cloudwatch.MathExpression:
-    """Failed requests per period: the larger of the 5xx and the model-error counts.
-
-    The larger, not the sum: SageMaker counts a model's 5xx answer in both metrics (model errors
-    are every non-2xx answer, timeouts included), and a sum would count it twice.
-    """
-    return cloudwatch.MathExpression(
-        expression="MAX([FILL(errors5xx, 0), FILL(modelErrors, 0)])",
-        using_metrics={
-            "errors5xx": endpoint.metric_invocation5xx_errors().with_(
-                statistic="Sum", period=period
-            ),
-            "modelErrors": endpoint.metric_invocation_model_errors().with_(
-                statistic="Sum", period=period
-            ),
-        },
-        label="Failed requests (5xx / model errors)",
-        period=period,
-    )
+def errors(endpoint: MonitoredEndpoint, period: Duration) -> cloudwatch.IMetric:
+    """Failed requests per period, by the endpoint's own rule (5xx or model errors)."""
+    return endpoint.metric_failed_requests(period)

@@ -27,7 +27,7 @@ from .autoscaling import AutoScaling, cloudformation_autoscaling
 from .cloudformation import HostingResources, hosting_resources
 from .data_capture import DataCapture, bind_data_capture
 from .deployment import EndpointUpdate
-from .metrics import MetricOptions, variant_metric
+from .metrics import INSTANCE_NAMESPACE, MetricOptions, failed_requests, variant_metric
 from .model_role import acknowledge_per_run_artifacts, model_role
 from .options import EndpointOptions, endpoint_options
 from .plan import ServingPlan
@@ -273,8 +273,27 @@ class RLEndpoint(Resource):
 
     # ------------------------------------------------------------------------------ metrics
     def metric(self, metric_name: str, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
-        """Any ``AWS/SageMaker`` metric of this endpoint's variant (default statistic Average)."""
+        """Any ``AWS/SageMaker`` (invocation) metric of this endpoint's variant (default
+        statistic Average); instance utilization is :meth:`metric_instance`."""
         return variant_metric(self.endpoint_name, self.variant_name, metric_name, props)
+
+    def metric_instance(
+        self, metric_name: str, **props: Unpack[MetricOptions]
+    ) -> cloudwatch.Metric:
+        """``CPUUtilization``, ``MemoryUtilization``, ``DiskUtilization``... of the variant's
+        instances (``/aws/sagemaker/Endpoints``, Average): SageMaker publishes them there, not
+        in ``AWS/SageMaker``."""
+        return variant_metric(
+            self.endpoint_name, self.variant_name, metric_name, props, namespace=INSTANCE_NAMESPACE
+        )
+
+    def metric_failed_requests(self, period: Duration | None = None) -> cloudwatch.IMetric:
+        """Requests answered with a 5xx or a model error per ``period`` (default 5 minutes;
+        the rollback alarms' rule)."""
+        period = period if period is not None else Duration.minutes(5)
+        return failed_requests(
+            self.metric_invocation5xx_errors(), self.metric_invocation_model_errors(), period
+        )
 
     def metric_invocations(self, **props: Unpack[MetricOptions]) -> cloudwatch.Metric:
         """Requests sent to the variant (Sum)."""

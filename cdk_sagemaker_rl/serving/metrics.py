@@ -18,6 +18,8 @@ if TYPE_CHECKING:  # imported where a metric is built: most apps never build one
 
 #: Where SageMaker publishes endpoint invocation metrics.
 NAMESPACE = "AWS/SageMaker"
+#: Where SageMaker publishes the per-instance CPU, memory and disk utilization of a variant.
+INSTANCE_NAMESPACE = "/aws/sagemaker/Endpoints"
 _SEE = "https://docs.aws.amazon.com/sagemaker/latest/dg/monitoring-cloudwatch.html"
 
 
@@ -45,6 +47,7 @@ def variant_metric(
     options: MetricOptions,
     *,
     statistic: str | None = None,
+    namespace: str = NAMESPACE,
 ) -> cloudwatch.Metric:
     """``metric_name`` of one variant; ``statistic`` is the default when options give none.
 
@@ -65,8 +68,30 @@ def variant_metric(
     from aws_cdk import aws_cloudwatch as cloudwatch
 
     return cloudwatch.Metric(
-        namespace=NAMESPACE,
+        namespace=namespace,
         metric_name=metric_name,
         dimensions_map=dimensions,
         **given,  # type: ignore[arg-type]
+    )
+
+
+def failed_requests(
+    errors5xx: cloudwatch.Metric, model_errors: cloudwatch.Metric, period: Duration
+) -> cloudwatch.MathExpression:
+    """Requests that failed per ``period``: the larger of the 5xx and the model-error counts.
+
+    The larger, not the sum: SageMaker counts a model's 5xx answer in both metrics (model errors
+    are every non-2xx answer, timeouts included), so a sum would count it twice. Missing data
+    (no traffic) is 0. One rule for the rollback alarms and the monitoring alike.
+    """
+    from aws_cdk import aws_cloudwatch as cloudwatch
+
+    return cloudwatch.MathExpression(
+        expression="MAX([FILL(errors5xx, 0), FILL(modelErrors, 0)])",
+        using_metrics={
+            "errors5xx": errors5xx.with_(statistic="Sum", period=period),
+            "modelErrors": model_errors.with_(statistic="Sum", period=period),
+        },
+        label="Failed requests (5xx / model errors)",
+        period=period,
     )

@@ -13,9 +13,9 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
-from .metrics import variant_metric
+from .metrics import failed_requests, variant_metric
 
-#: Errors in one minute that roll an update back: a broken policy fails every request.
+#: Failed requests in one minute that roll an update back: a broken policy fails every request.
 ERRORS_PER_MINUTE = 1
 #: Average model latency that rolls an update back (two minutes in a row).
 MAX_MODEL_LATENCY = Duration.seconds(1)
@@ -33,14 +33,8 @@ def rollback_alarms(
             endpoint_name, variant_name, name, {"period": minute}, statistic=statistic
         )
 
-    errors = cloudwatch.MathExpression(
-        expression="FILL(errors5xx, 0) + FILL(modelErrors, 0)",
-        using_metrics={
-            "errors5xx": metric("Invocation5XXErrors", "Sum"),
-            "modelErrors": metric("InvocationModelErrors", "Sum"),
-        },
-        label="5xx and model errors",
-        period=minute,
+    errors = failed_requests(
+        metric("Invocation5XXErrors", "Sum"), metric("InvocationModelErrors", "Sum"), minute
     )
     errors_alarm = cloudwatch.Alarm(
         holder,
