@@ -288,3 +288,22 @@ def test_workflow_tags_take_extra_tags_after_ours() -> None:
     assert states["CreateModel"]["Parameters"]["Tags"] == [ours, job, *later]
     assert states["CreateEndpointConfig"]["Parameters"]["Tags"] == [ours, job, *later]
     assert states["CreateEndpoint"]["Parameters"]["Tags"] == [ours, *later]
+
+
+def test_instance_and_failed_request_metrics(composed: Composed) -> None:
+    """Instance utilization is published in /aws/sagemaker/Endpoints, not AWS/SageMaker; failed
+    requests follow the rollback alarms' rule."""
+    endpoint = composed.endpoint
+    cpu = endpoint.metric_instance("CPUUtilization")
+    assert (cpu.namespace, cpu.metric_name, cpu.statistic) == (
+        "/aws/sagemaker/Endpoints",
+        "CPUUtilization",
+        "Average",
+    )
+    assert cpu.dimensions == {
+        "EndpointName": endpoint.endpoint_name,
+        "VariantName": endpoint.variant_name,
+    }
+    failed = endpoint.metric_failed_requests(cdk.Duration.minutes(1))
+    assert failed.expression == "MAX([FILL(errors5xx, 0), FILL(modelErrors, 0)])"
+    assert failed.period.to_seconds() == 60

@@ -127,6 +127,8 @@ def run_cdk(
 
 
 _REWARD = re.compile(r"episode_reward_mean: ([-+0-9.eE]+)")
+#: Lines shown besides the reward: failures, the job's status, and where its reward curve is.
+_SHOWN = re.compile(r"Traceback|Error|(?i:status|reward curve)")
 
 
 def _tail_training_log(path: Path, stop: threading.Event) -> None:
@@ -139,7 +141,7 @@ def _tail_training_log(path: Path, stop: threading.Event) -> None:
                 for line in handle:
                     text = line.rstrip()
                     match = _REWARD.search(text)
-                    if match or "Traceback" in text or "Error" in text or "status" in text.lower():
+                    if match or _SHOWN.search(text):
                         print(f"  training | {text}", flush=True)
                 position = handle.tell()
         stop.wait(0.5)
