@@ -196,7 +196,7 @@ class EndpointUpdate:
             default_alarms=_flag(default_alarms),
         )
 
-    def rollback_alarms(self, own: Sequence[cloudwatch.IAlarm]) -> tuple[cloudwatch.IAlarm, ...]:
+    def watched_alarms(self, own: Sequence[cloudwatch.IAlarm]) -> tuple[cloudwatch.IAlarm, ...]:
         """The alarms SageMaker watches: the user's, then the endpoint's own ones."""
         watched = self.alarms + (tuple(own) if self.default_alarms else ())
         low, high = serving_range("rollback_alarms")

@@ -135,7 +135,7 @@ class RLEndpoint(Resource):
             if options.update.default_alarms
             else []
         )
-        watched = options.update.rollback_alarms(self.alarms)
+        watched = options.update.watched_alarms(self.alarms)
         self._deployment_config = options.update.request([a.alarm_name for a in watched])
         if workflow is not None:
             self._serve_with_workflow(workflow, model_data_object_arn, image_uri, options)
