@@ -17,14 +17,22 @@ arguments and the ``SM_*`` environment. It:
 A ``pretrained`` input channel holding a previous job's ``model.zip`` (or its ``model.tar.gz``)
 continues training from that policy instead of starting from scratch.
 
+An ``experience`` input channel holding an endpoint's data capture files (SageMaker's JSON Lines
+records, in any sub-folders) warm-starts the policy by behaviour cloning: every observation a
+captured request sent is paired with the action the served policy answered, and the policy is
+fitted to those pairs before PPO trains on. PPO alone would first have to rediscover what the
+served policy already does; cloning it lets the job refine production behaviour instead.
+
 Defaults reach the maximum score (500) on CartPole-v1: 50,000 steps, about half a minute on one CPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import json
+import math
 import os
 import shutil
 import sys
@@ -128,6 +136,172 @@ def find_pretrained(directory: Path | None, scratch: Path) -> Path | None:
     raise FileNotFoundError(f"the pretrained channel {directory} holds no model.zip")
 
 
+# Behaviour cloning passes over the captured pairs, and the fewest gradient steps they must add up
+# to: a large capture is seen BC_EPOCHS times, while a small one is repeated until the policy has
+# taken BC_MIN_UPDATES steps (under a second on one thread). With 200 steps, one captured
+# 500-step episode of the best policy cloned to 85% agreement and a score of 284; with 1,000 to
+# 96% and 500, the maximum.
+BC_EPOCHS = 5
+BC_MIN_UPDATES = 1000
+
+
+class Experience:
+    """(observation, action) pairs read from data capture files, and how many records gave them."""
+
+    def __init__(self, obs_dim: int, n_actions: int) -> None:
+        self.obs_dim = obs_dim
+        self.n_actions = n_actions
+        self.observations: list[list[float]] = []
+        self.actions: list[int] = []
+        self.records = 0
+        self.skipped = 0
+
+    def add_record(self, line: str) -> None:
+        """One capture record; one that cannot be paired up is counted as skipped, not fatal,
+        since a single odd request (a client's malformed body, an error answer) must not cost the
+        job the rest of its experience."""
+        self.records += 1
+        try:
+            capture = json.loads(line)["captureData"]
+            request = _capture_body(capture["endpointInput"])
+            response = _capture_body(capture["endpointOutput"])
+            rows = _observations(request, capture["endpointInput"].get("observedContentType"))
+            actions = json.loads(response)["predictions"]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.skipped += 1
+            return
+        if not self._fits(rows, actions):
+            self.skipped += 1
+            return
+        self.observations += [[float(v) for v in row] for row in rows]
+        self.actions += actions
+
+    def _fits(self, rows: Any, actions: Any) -> bool:
+        if not isinstance(rows, list) or not isinstance(actions, list) or not rows:
+            return False
+        if len(rows) != len(actions):
+            return False
+        for row in rows:
+            if not isinstance(row, list) or len(row) != self.obs_dim:
+                return False
+            if not all(_finite_number(v) for v in row):
+                return False
+        return all(
+            isinstance(a, int) and not isinstance(a, bool) and 0 <= a < self.n_actions
+            for a in actions
+        )
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _capture_body(side: dict[str, Any]) -> str:
+    """A captured body as text: SageMaker stores listed JSON/CSV content types as they were and
+    anything else as BASE64."""
+    encoding = str(side.get("encoding", "")).upper()
+    data = side["data"]
+    if encoding in ("JSON", "CSV"):
+        return data
+    if encoding == "BASE64":
+        return base64.b64decode(data, validate=True).decode("utf-8")
+    raise ValueError(f"unknown capture encoding {encoding!r}")
+
+
+def _observations(body: str, content_type: str | None) -> Any:
+    """The observations of a request, in every form inference.py accepts, so that all traffic the
+    endpoint answered can be learned from."""
+    if (content_type or "").split(";", 1)[0].strip().lower() == "text/csv":
+        return [[float(v) for v in line.split(",")] for line in body.splitlines() if line.strip()]
+    payload = json.loads(body)
+    if isinstance(payload, dict):
+        payload = payload["instances"]
+    if isinstance(payload, list) and payload and all(not isinstance(v, list) for v in payload):
+        payload = [payload]  # one bare observation
+    return payload
+
+
+def load_experience(directory: Path, obs_dim: int, n_actions: int) -> Experience:
+    """Every record of every capture file below ``directory`` (SageMaker nests them by hour)."""
+    experience = Experience(obs_dim, n_actions)
+    for path in sorted(directory.rglob("*.jsonl")):
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                if line.strip():
+                    experience.add_record(line)
+    return experience
+
+
+def behaviour_clone(model: PPO, experience: Experience, seed: int) -> dict[str, Any]:
+    """Fit the policy's action distribution to the captured actions (cross-entropy), with the
+    policy's own optimizer so that PPO continues from a consistent Adam state."""
+    policy = model.policy
+    obs = torch.tensor(experience.observations, dtype=torch.float32)
+    actions = torch.tensor(experience.actions, dtype=torch.int64)
+
+    def loss_and_agreement() -> tuple[float, float]:
+        with torch.no_grad():
+            distribution = policy.get_distribution(obs)
+            loss = -distribution.log_prob(actions).mean()
+            agreement = (distribution.get_actions(deterministic=True) == actions).float().mean()
+        return float(loss), float(agreement)
+
+    started = time.perf_counter()
+    before = loss_and_agreement()
+    batch = model.batch_size
+    batches_per_epoch = math.ceil(len(actions) / batch)
+    epochs = max(BC_EPOCHS, math.ceil(BC_MIN_UPDATES / batches_per_epoch))
+    # A private generator: the shuffles are the same for a given seed, and PPO's own random
+    # stream is left where seeding put it.
+    generator = torch.Generator().manual_seed(seed)
+    policy.set_training_mode(True)
+    for _ in range(epochs):
+        order = torch.randperm(len(actions), generator=generator)
+        for start in range(0, len(actions), batch):
+            index = order[start : start + batch]
+            loss = -policy.get_distribution(obs[index]).log_prob(actions[index]).mean()
+            policy.optimizer.zero_grad()
+            loss.backward()
+            policy.optimizer.step()
+    policy.set_training_mode(False)
+    after = loss_and_agreement()
+    return {
+        "epochs": epochs,
+        "loss_before": round(before[0], 4),
+        "loss_after": round(after[0], 4),
+        "agreement_before": round(before[1], 4),
+        "agreement_after": round(after[1], 4),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def warm_start(model: PPO, directory: Path, seed: int) -> dict[str, Any]:
+    """Read the experience channel, clone it into the policy, and say what happened."""
+    obs_space, action_space = model.observation_space, model.action_space
+    experience = load_experience(directory, int(obs_space.shape[0]), int(action_space.n))
+    summary: dict[str, Any] = {
+        "pairs": len(experience.actions),
+        "records": experience.records,
+        "skipped": experience.skipped,
+    }
+    line = (
+        f"experience: {summary['pairs']} (observation, action) pairs from "
+        f"{experience.records} capture records ({experience.skipped} skipped); "
+    )
+    if experience.actions:
+        cloning = behaviour_clone(model, experience, seed)
+        summary["behaviour_cloning"] = cloning
+        line += (
+            f"behaviour cloning loss {cloning['loss_before']:.2f} -> {cloning['loss_after']:.2f}, "
+            f"agreement {cloning['agreement_before']:.0%} -> {cloning['agreement_after']:.0%} "
+            f"({cloning['epochs']} epochs, {cloning['seconds']:.1f} s)"
+        )
+    else:
+        line += "nothing to clone, PPO starts from the policy as it is"
+    print(line, flush=True)
+    return summary
+
+
 def actor_network(model: PPO) -> tuple[torch.nn.Sequential, dict[str, Any]]:
     """The deterministic actor as a plain Sequential, and what inference.py needs to rebuild it."""
     policy = model.policy
@@ -201,6 +375,8 @@ def main(argv: list[str] | None = None) -> int:
                 device="cpu",
                 verbose=0,
             )
+    experience_dir = channels.get("experience")
+    experience = warm_start(model, Path(experience_dir), args.seed) if experience_dir else None
     started = time.perf_counter()
     model.learn(
         total_timesteps=args.total_timesteps,
@@ -238,6 +414,8 @@ def main(argv: list[str] | None = None) -> int:
         "timesteps": int(model.num_timesteps),
         "train_seconds": round(train_seconds, 2),
     }
+    if experience is not None:
+        evaluation["experience"] = experience
     (args.output_data_dir / "evaluation.json").write_text(json.dumps(evaluation, indent=2))
     mean = evaluation["mean_reward"]
     print(f"eval_reward_mean: {mean:.3f} over {len(returns)} episodes", flush=True)

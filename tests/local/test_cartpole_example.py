@@ -6,9 +6,11 @@ model.tar.gz layout, serving), not the policy's quality; README.md gives the mea
 
 from __future__ import annotations
 
+import base64
 import importlib.util
 import io
 import json
+import random
 import re
 import tarfile
 import urllib.error
@@ -20,6 +22,7 @@ from typing import Any
 
 import boto3
 import pytest
+import torch
 from moto import mock_aws
 
 from cdk_sagemaker_rl.local.model_server import LocalModelServer
@@ -182,6 +185,144 @@ def test_pretrained_channel_continues_training(
     assert any(line.startswith("continuing from ") for line in result.log_lines)
     evaluation = json.loads(tar_members(s3, result.output_artifacts or "")["evaluation.json"])
     assert evaluation["timesteps"] == 2048 + 512  # counted on from the first job (whole rollouts)
+
+
+def capture_line(observations: list[list[float]], actions: list[int], encoding: str) -> str:
+    """One record exactly as SageMaker data capture writes it."""
+
+    def side(body: dict[str, Any], mode: str) -> dict[str, str]:
+        text = json.dumps(body)
+        if encoding == "BASE64":
+            text = base64.b64encode(text.encode()).decode("ascii")
+        return {
+            "observedContentType": "application/json",
+            "mode": mode,
+            "data": text,
+            "encoding": encoding,
+        }
+
+    return json.dumps(
+        {
+            "captureData": {
+                "endpointInput": side({"instances": observations}, "INPUT"),
+                "endpointOutput": side({"predictions": actions}, "OUTPUT"),
+            },
+            "eventMetadata": {"eventId": "0", "inferenceTime": "2025-01-02T03:04:05Z"},
+            "eventVersion": "0",
+        }
+    )
+
+
+def test_experience_channel_clones_the_captured_actions(
+    s3: Any, inference: ModuleType, tmp_path: Path
+) -> None:
+    # 2 files x 20 records x 6 observations, pushed towards the side the pole leans to; plus one
+    # record per file whose answer has the wrong length, which must be skipped, not fatal.
+    rng = random.Random(7)
+    observations: list[list[float]] = []
+    for index, encoding in enumerate(("JSON", "BASE64")):
+        lines = []
+        for _ in range(20):
+            batch = [
+                [
+                    rng.uniform(-2.4, 2.4),
+                    rng.uniform(-1, 1),
+                    rng.uniform(-0.2, 0.2),
+                    rng.uniform(-1, 1),
+                ]
+                for _ in range(6)
+            ]
+            observations += batch
+            lines.append(capture_line(batch, [1 if o[2] > 0 else 0 for o in batch], encoding))
+        lines.append(capture_line([[0.0, 0.0, 0.01, 0.0]], [1, 0], encoding))
+        key = f"capture/ep/AllTraffic/2025/01/02/0{index}/03-04-005-{encoding.lower()}.jsonl"
+        s3.put_object(Bucket=BUCKET, Key=key, Body="\n".join(lines).encode() + b"\n")
+
+    request = training_request(
+        "cartpole-experience",
+        {"total_timesteps": 64, "n_steps": 64, "eval_episodes": 1},
+        experience=f"s3://{BUCKET}/capture/ep/AllTraffic",
+    )
+    result = run_training_job(request, s3=s3, work_root=tmp_path)
+    assert result.status == "Completed", result.failure_reason
+    line = next(line for line in result.log_lines if "experience: " in line)
+    assert "experience: 240 (observation, action) pairs from 42 capture records (2 skipped)" in line
+    assert "behaviour cloning loss 0.69 -> " in line
+    evaluation = json.loads(tar_members(s3, result.output_artifacts or "")["evaluation.json"])
+    experience = evaluation["experience"]
+    assert (experience["pairs"], experience["records"], experience["skipped"]) == (240, 42, 2)
+    cloning = experience["behaviour_cloning"]
+    assert cloning["loss_after"] < cloning["loss_before"]
+    assert cloning["agreement_after"] >= 0.9
+
+    # The served network (after one short PPO rollout too) still follows the captured rule.
+    members = tar_members(s3, result.model_artifacts or "")
+    model_dir = tmp_path / "served"
+    model_dir.mkdir()
+    for name in ("policy.pt", "policy.json"):
+        (model_dir / name).write_bytes(members[name])
+    threads = torch.get_num_threads()  # model_fn sets the serving process's thread count
+    try:
+        policy = inference.model_fn(str(model_dir))
+        batch = inference.input_fn(json.dumps(observations), "application/json")
+        served = inference.predict_fn(batch, policy)
+    finally:
+        torch.set_num_threads(threads)
+    rule = [1 if o[2] > 0 else 0 for o in observations]
+    agreement = sum(a == b for a, b in zip(served, rule, strict=True)) / len(rule)
+    assert agreement >= 0.85, agreement
+
+
+def test_experience_reader_takes_every_form_the_endpoint_answered(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("cartpole_train", EXAMPLE / "train.py")
+    assert spec is not None and spec.loader is not None
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+
+    def record(request: str, response: str, content_type: str = "application/json") -> str:
+        sides = {
+            "endpointInput": {"observedContentType": content_type, "data": request},
+            "endpointOutput": {"observedContentType": "application/json", "data": response},
+        }
+        for side in sides.values():
+            side["encoding"] = "CSV" if side["observedContentType"] == "text/csv" else "JSON"
+        return json.dumps({"captureData": sides, "eventVersion": "0"})
+
+    good = [
+        record('{"instances": [[1, 2, 3, 4]]}', '{"predictions": [1]}'),
+        record("[[1, 2, 3, 4], [5, 6, 7, 8]]", '{"predictions": [0, 1]}'),
+        record("[1, 2, 3, 4]", '{"predictions": [0]}'),  # one bare observation
+        record("1,2,3,4\n5,6,7,8\n", '{"predictions": [1, 0]}', "text/csv"),
+    ]
+    bad = [
+        "not json",
+        json.dumps(
+            {"captureData": {"endpointInput": {"data": "[1, 2, 3, 4]", "encoding": "JSON"}}}
+        ),
+        record("[[1, 2, 3]]", '{"predictions": [0]}'),  # wrong observation width
+        record("[[1, 2, 3, 4]]", '{"predictions": [2]}'),  # no such action
+        record("[[1, 2, 3, 4]]", '{"predictions": [true]}'),
+        record("[[1, 2, 3, 4]]", '{"message": "error"}'),
+        json.dumps(
+            {
+                "captureData": {
+                    side: {"data": "!!", "encoding": "BASE64"}
+                    for side in ("endpointInput", "endpointOutput")
+                }
+            }
+        ),
+    ]
+    nested = tmp_path / "AllTraffic" / "2025" / "01" / "02" / "03"
+    nested.mkdir(parents=True)
+    (nested / "a.jsonl").write_text("\n".join(good[:2] + bad[:4]) + "\n\n")
+    (tmp_path / "b.jsonl").write_text("\n".join(good[2:] + bad[4:]))
+    (tmp_path / "notes.txt").write_text(good[0])  # not a capture file
+    experience = train.load_experience(tmp_path, obs_dim=4, n_actions=2)
+    assert (experience.records, experience.skipped) == (11, 7)
+    assert experience.actions == [1, 0, 1, 0, 1, 0]
+    assert experience.observations[0] == [1.0, 2.0, 3.0, 4.0]
+    assert experience.observations[-1] == [5.0, 6.0, 7.0, 8.0]
+    assert len(experience.observations) == 6
 
 
 # --- inference.py's input handling, in process ---------------------------------------------------
