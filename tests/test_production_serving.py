@@ -531,3 +531,59 @@ def _alarm(index: int) -> cloudwatch.IAlarm:
     return cloudwatch.Alarm.from_alarm_arn(
         scope, "A", f"arn:aws:cloudwatch:{ENV.region}:{ENV.account}:alarm:a{index}"
     )
+
+
+# ===================================================== destroy: the workflow's scaling goes too
+def test_workflow_cleanup_deregisters_autoscaling_only_where_the_workflow_registers_it(
+    synth: Synth,
+) -> None:
+    def cleanup(prefix: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        _, resource = synth.one("Custom::RLServingCleanup", f"{prefix}ServingWorkflow")
+        statements: list[dict[str, Any]] = []
+        for policy in synth.of_type(
+            "AWS::IAM::Policy", f"{prefix}ServingWorkflowCleanupFunction"
+        ).values():
+            statements += synth.resolver.resolve(policy["Properties"]["PolicyDocument"])[
+                "Statement"
+            ]
+        properties: dict[str, Any] = synth.resolver.resolve(resource["Properties"])
+        return properties, {s.get("Sid", ""): s for s in statements}
+
+    name = synth.linear.endpoint_name
+    properties, by_sid = cleanup("Linear")
+    assert {k: v for k, v in properties.items() if k.startswith("ScalableTarget")} == {
+        "ScalableTargetNamespace": "sagemaker",
+        "ScalableTargetResourceId": f"endpoint/{name}/variant/AllTraffic",
+        "ScalableTargetDimension": "sagemaker:variant:DesiredInstanceCount",
+    }
+    arn = f"arn:aws:{{}}:{ENV.region}:{ENV.account}:{{}}"
+    assert by_sid["DeregisterScalableTarget"]["Action"] == (
+        "application-autoscaling:DeregisterScalableTarget"
+    )
+    assert by_sid["DeregisterScalableTarget"]["Resource"] == arn.format(
+        "application-autoscaling", "scalable-target/*"
+    )
+    alarms = by_sid["DeleteTargetTrackingAlarms"]
+    assert sorted(alarms["Action"]) == ["cloudwatch:DeleteAlarms", "cloudwatch:DescribeAlarms"]
+    assert alarms["Resource"] == arn.format(
+        "cloudwatch", f"alarm:TargetTracking-endpoint/{name}/variant/AllTraffic-*"
+    )
+    # Deregistering only: the cleanup can neither register a target nor change its scaling.
+    assert [a for a in _actions(by_sid) if a.startswith("application-autoscaling:")] == [
+        "application-autoscaling:DeregisterScalableTarget"
+    ]
+
+    properties, by_sid = cleanup("SmallNoWait")
+    assert not [k for k in properties if k.startswith("ScalableTarget")]
+    assert {"DeregisterScalableTarget", "DeleteTargetTrackingAlarms"}.isdisjoint(by_sid)
+    assert not any(
+        a.startswith(("application-autoscaling:", "cloudwatch:")) for a in _actions(by_sid)
+    )
+
+
+def _actions(statements: dict[str, dict[str, Any]]) -> list[str]:
+    actions: list[str] = []
+    for statement in statements.values():
+        action = statement["Action"]
+        actions += action if isinstance(action, list) else [action]
+    return actions

@@ -37,7 +37,7 @@ from .._kms import KmsKeyRef
 from .._tokens import ACCOUNT_ID, PARTITION, REGION
 from ..errors import ValidationError
 from .autoscaling import AutoScaling, retained_variant_properties
-from .cleanup import serving_cleanup
+from .cleanup import ScalableTargetCleanup, serving_cleanup
 from .data_capture import BoundDataCapture
 from .tags import ExtraTags, workflow_tags
 from .variant import VariantSettings, endpoint_config_extras
@@ -178,6 +178,7 @@ class ServingWorkflow(Construct):
             model_arns=self.model_arns,
             endpoint_config_arns=self.endpoint_config_arns,
             name_base=target.name_base,
+            scalable_target=self._scalable_target_cleanup(),
         )
 
         CfnOutput(
@@ -276,6 +277,19 @@ class ServingWorkflow(Construct):
                 ),
             ],
             stack=stack,
+        )
+
+    def _scalable_target_cleanup(self) -> ScalableTargetCleanup | None:
+        """The target the workflow registers, for the cleanup to deregister on delete."""
+        if self._autoscaling is None:
+            return None
+        request = self._autoscaling.target_request(self.endpoint_name, self._variant_name)
+        return ScalableTargetCleanup(
+            target={
+                key: request[key] for key in ("ServiceNamespace", "ResourceId", "ScalableDimension")
+            },
+            scalable_targets_arn=self._scalable_targets(),
+            alarms_arn=self._scaling_alarms(),
         )
 
     def _scaling_alarms(self) -> str:

@@ -2,19 +2,29 @@
 
 After ``fit(wait=False)`` + ``deploy()``, a state machine (not CloudFormation) creates the model,
 the endpoint config and the endpoint, so ``cdk destroy`` would leave a billed endpoint behind.
-This resource does nothing on Create and Update; on Delete it deletes
+This resource does nothing on Create and Update; on Delete it
 
-* the endpoint, by its fixed name (after waiting, within the Lambda's time, for a creation or
-  update in progress to settle: SageMaker refuses to delete an endpoint that is changing);
-* every endpoint config and model whose name starts with ``NamePrefix`` *and* that carries the tag
-  ``TagKey`` = ``EndpointName`` (the workflow tags everything it creates), so resources of another
-  stack that share the job-name prefix are never touched.
+* deregisters the endpoint variant from Application Auto Scaling, when the workflow registers it
+  (the ``ScalableTarget*`` properties are given). CloudFormation does not know that registration
+  either, and it would outlive the endpoint: a later endpoint of the same name would inherit the
+  scaling policy and schedules. Deregistering also deletes the target's scaling policies,
+  scheduled actions and target-tracking alarms. It comes first, so that no scaling activity
+  changes the endpoint while it is being deleted;
+* deletes the endpoint, by its fixed name (after waiting, within the Lambda's time, for a
+  creation or update in progress to settle: SageMaker refuses to delete an endpoint that is
+  changing);
+* deletes every endpoint config and model whose name starts with ``NamePrefix`` *and* that
+  carries the tag ``TagKey`` = ``EndpointName`` (the workflow tags everything it creates), so
+  resources of another stack that share the job-name prefix are never touched.
 
 Missing resources are fine, and Delete never fails: a failing Delete would block the stack's
 deletion or rollback for good; whatever could not be deleted is logged with the reason.
 
 ResourceProperties: ``EndpointName`` (the endpoint, and the tag value), ``NamePrefix`` (the job
-name base and ``-``), ``TagKey``. Physical id: the endpoint name. No Data.
+name base and ``-``), ``TagKey``; with autoscaling, all three of ``ScalableTargetNamespace``,
+``ScalableTargetResourceId`` and ``ScalableTargetDimension`` (DeregisterScalableTarget's
+``ServiceNamespace``, ``ResourceId`` and ``ScalableDimension``). Physical id: the endpoint name.
+No Data.
 """
 
 from __future__ import annotations
@@ -43,6 +53,12 @@ POLL_SECONDS: float = 15.0
 TIME_RESERVE_SECONDS: float = 60.0
 #: Used when the handler runs without a Lambda context (tests).
 DEFAULT_TIME_BUDGET_SECONDS: float = 600.0
+#: Property -> DeregisterScalableTarget parameter; all or none of them are given.
+SCALABLE_TARGET_PROPERTIES: Final = {
+    "ScalableTargetNamespace": "ServiceNamespace",
+    "ScalableTargetResourceId": "ResourceId",
+    "ScalableTargetDimension": "ScalableDimension",
+}
 
 logger = JsonLogger("cdk-sagemaker-rl.workflow-cleanup")
 
@@ -52,7 +68,41 @@ def _create_or_update(request: CustomResourceRequest) -> Outcome:
     name = request.required("EndpointName")
     request.required("NamePrefix")
     request.required("TagKey")
+    if _has_autoscaling(request):
+        _scalable_target(request)  # an incomplete target would only be noticed at deletion
     return Outcome(physical_resource_id=name)
+
+
+def _has_autoscaling(request: CustomResourceRequest) -> bool:
+    return any(request.properties.get(name) for name in SCALABLE_TARGET_PROPERTIES)
+
+
+def _scalable_target(request: CustomResourceRequest) -> dict[str, str]:
+    """The DeregisterScalableTarget request; a readable error when a property is missing."""
+    return {
+        parameter: request.required(name) for name, parameter in SCALABLE_TARGET_PROPERTIES.items()
+    }
+
+
+def _not_registered(err: ClientError) -> bool:
+    """True when the answer means the target is not (or no longer) registered.
+
+    Application Auto Scaling answers ObjectNotFoundException; moto, which the local emulator
+    runs, a ValidationException "No scalable target found ...".
+    """
+    message = str(err.response.get("Error", {}).get("Message", "")).lower()
+    return is_not_found(err) or "no scalable target" in message
+
+
+def _deregister_scalable_target(request: CustomResourceRequest) -> str:
+    target = _scalable_target(request)
+    try:
+        aws_client("application-autoscaling").deregister_scalable_target(**target)
+    except ClientError as err:
+        if _not_registered(err):
+            return "scalable target not registered"
+        raise
+    return "scalable target deregistered"
 
 
 def _wait_until_settled(name: str, deadline: float) -> str | None:
@@ -142,7 +192,8 @@ def _delete_tagged(
 
 
 def _delete(request: CustomResourceRequest, deadline: float) -> Outcome:
-    """Delete: endpoint first (it uses a config and a model), then configs, then models."""
+    """Delete: the scalable target first (it scales the endpoint), then the endpoint (it uses a
+    config and a model), then configs, then models."""
     if is_failed_create_placeholder(request.physical_resource_id):
         logger.info("nothing to clean up: the resource was never created")
         return Outcome(request.fallback_physical_id())
@@ -150,7 +201,11 @@ def _delete(request: CustomResourceRequest, deadline: float) -> Outcome:
     prefix = request.required("NamePrefix")
     tag_key = request.required("TagKey")
     sagemaker = aws_client("sagemaker")
-    steps: tuple[tuple[str, Callable[[], object]], ...] = (
+    steps: list[tuple[str, Callable[[], object]]] = []
+    if _has_autoscaling(request):
+        # Read inside the step: an incomplete target then fails this step only.
+        steps.append(("scalable_target", lambda: _deregister_scalable_target(request)))
+    steps += (
         ("endpoint", lambda: _delete_endpoint(endpoint_name, deadline)),
         (
             "endpoint_configs",
