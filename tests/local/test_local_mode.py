@@ -202,7 +202,7 @@ def test_deploy_serves_then_redeploys_safely_under_load_and_destroys(
             time.sleep(2)
             started = time.monotonic()
             redeployed = local(
-                state, port, "deploy", "--hyperparameters", '{"total_timesteps": 50000}'
+                state, port, "deploy", "--hyperparameters", '{"total_timesteps": 20480}'
             )
             update_seconds = time.monotonic() - started
             time.sleep(2)
