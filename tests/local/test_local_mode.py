@@ -183,7 +183,7 @@ def test_deploy_serves_then_redeploys_safely_under_load_and_destroys(
         predicted = local(state, port, "predict", "--observation", "[0.1, -0.2, 0.03, 0.4]")
         assert predicted.returncode == 0, predicted.stderr
         assert "'predictions': [" in predicted.stdout
-        time.sleep(3)  # the emulator writes capture files every ~2 s
+        time.sleep(2.5)  # the emulator writes capture files every ~2 s
 
         # The first deployment's requests (the audit reads the policies as deployed now, so it
         # runs before any redeploy): each principal's recorded calls are allowed by its
@@ -199,13 +199,13 @@ def test_deploy_serves_then_redeploys_safely_under_load_and_destroys(
         # 1. Retrain and update while the predict function is under load: nothing fails, and
         #    the answers switch once, from the old policy's to the new one's.
         with PredictLoad(port, function) as load:
-            time.sleep(2)
+            time.sleep(1)
             started = time.monotonic()
             redeployed = local(
-                state, port, "deploy", "--hyperparameters", '{"total_timesteps": 20480}'
+                state, port, "deploy", "--hyperparameters", '{"total_timesteps": 10240}'
             )
             update_seconds = time.monotonic() - started
-            time.sleep(2)
+            time.sleep(1)
         assert redeployed.returncode == 0, redeployed.stdout[-3000:] + redeployed.stderr[-3000:]
         print(
             f"update under load: {load.sent} requests sent, {len(load.failures)} failed, "
