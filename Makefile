@@ -30,9 +30,11 @@ demo: install
 destroy: install
 	$(PY) -m cdk_sagemaker_rl.local destroy
 
-## README command 2: the whole test suite.
+## README command 2: the whole test suite, on two workers (pytest-xdist): the local-mode tests
+## wait on subprocesses (cdk, training, model servers) while the synth tests keep a core busy.
+## Each test file stays on one worker (--dist loadfile), so module fixtures synthesize once.
 test: install
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 lint: install
 	$(VENV)/bin/ruff check .
