@@ -117,3 +117,15 @@ def test_the_runtime_library_never_imports_local_mode() -> None:
         for name in runtime
     }
     assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_serving_and_observability_never_import_training() -> None:
+    """The documented direction (docs/architecture.md): training feeds serving through the
+    estimator, so serving (and monitoring) can serve any artifact without the training code."""
+    graph = _graph()
+    found = {
+        name: sorted(t for t in targets if t.startswith("cdk_sagemaker_rl.training"))
+        for name, targets in graph.items()
+        if name.startswith(("cdk_sagemaker_rl.serving", "cdk_sagemaker_rl.observability"))
+    }
+    assert {name: targets for name, targets in found.items() if targets} == {}

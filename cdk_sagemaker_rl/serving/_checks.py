@@ -6,6 +6,9 @@ a value SageMaker would refuse an hour into a deploy stops ``cdk synth`` instead
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+
 from aws_cdk import Duration, Token
 
 from .._limits import limit
@@ -47,3 +50,38 @@ class _Shown(str):
 
     def __repr__(self) -> str:
         return str(self)
+
+
+def container_environment(value: object, see: str) -> dict[str, str]:
+    """``deploy(environment=...)``: the model container's variables, within CreateModel's limits
+    (``ContainerDefinition.Environment``, not the training job's)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise invalid("environment", value, "a dict of variable name -> string value", see=see)
+    rules = limit("serving", "container_environment")
+    if len(value) > rules["max_entries"]:
+        raise invalid(
+            "environment", f"<{len(value)} entries>", f"at most {rules['max_entries']}", see=see
+        )
+    pattern = re.compile(rules["key_pattern"])
+    for key, item in value.items():
+        if not isinstance(key, str) or not pattern.match(key) or len(key) > rules["max_key_length"]:
+            raise invalid(
+                "environment key",
+                key,
+                f"a variable name ([a-zA-Z_][a-zA-Z0-9_]*, at most {rules['max_key_length']})",
+                see=see,
+            )
+        if not isinstance(item, str):
+            raise invalid(
+                f"environment[{key!r}]", item, "a string (convert numbers with str())", see=see
+            )
+        if len(item) > rules["max_value_length"]:
+            raise invalid(
+                f"environment[{key!r}]",
+                f"<{len(item)} characters>",
+                f"at most {rules['max_value_length']} characters",
+                see=see,
+            )
+    return dict(value)

@@ -19,8 +19,7 @@ from .._kms import KmsKeyRef, kms_key
 from .._naming import check_sagemaker_name
 from ..errors import ValidationError, invalid
 from ..instance_types import validate_serving_instance_type
-from ..training.arguments import environment as checked_environment
-from ._checks import duration_seconds, limited_int
+from ._checks import container_environment, duration_seconds, limited_int
 from .autoscaling import AutoScaling, check_autoscaling
 from .data_capture import DataCapture
 from .deployment import EndpointUpdate, check_update
@@ -153,7 +152,10 @@ def endpoint_options(
     url, auth_type = check_function_url_options(
         function_url, function_url_auth_type, allow_unauthenticated_function_url
     )
-    environment = {**checked_environment(environment), **plan.container_environment(entry_point)}
+    environment = {
+        **container_environment(environment, _CONTAINER),
+        **plan.container_environment(entry_point),
+    }
     key = kms_key(scope, kms_key_value, "kms_key")
     if with_workflow:
         workflow_key_arn(key)
