@@ -493,6 +493,16 @@ def test_retained_variant_properties_keep_the_scaled_instance_count(
         )
     targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")
     assert [t["MaxCapacity"] for t in targets["ScalableTargets"]] == [5]
+    # Deregistering (what `cdk destroy`'s cleanup does) takes the policy and schedule with it.
+    assert autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
+    autoscaling.deregister_scalable_target(**target)
+    assert (
+        autoscaling.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"] == []
+    )
+    assert (
+        autoscaling.describe_scheduled_actions(ServiceNamespace="sagemaker")["ScheduledActions"]
+        == []
+    )
     sagemaker.delete_endpoint(EndpointName="scaled")
 
 

@@ -265,6 +265,26 @@ def _check_sagemaker_target(original: Any) -> Any:
     return register_scalable_target
 
 
+def _deregister_with_policies(original: Any) -> Any:
+    """DeregisterScalableTarget also deletes the target's scaling policies and scheduled actions
+    (AWS); moto's keeps them, so a re-registered target would inherit them."""
+
+    def deregister_scalable_target(self: Any, namespace: str, r_id: str, dimension: str) -> None:
+        original(self, namespace, r_id, dimension)
+
+        def owned(item: Any) -> bool:
+            return (item.service_namespace, item.resource_id, item.scalable_dimension) == (
+                namespace,
+                r_id,
+                dimension,
+            )
+
+        self.policies = {key: p for key, p in self.policies.items() if not owned(p)}
+        self.scheduled_actions = [a for a in self.scheduled_actions if not owned(a)]
+
+    return deregister_scalable_target
+
+
 def install() -> None:
     """Register the CloudFormation models, check SageMaker targets and let Step Functions tasks
     call the service (once, by the package)."""
@@ -279,6 +299,9 @@ def install() -> None:
 
     ApplicationAutoscalingBackend.register_scalable_target = (  # type: ignore[method-assign]
         _check_sagemaker_target(ApplicationAutoscalingBackend.register_scalable_target)
+    )
+    ApplicationAutoscalingBackend.deregister_scalable_target = (  # type: ignore[method-assign]
+        _deregister_with_policies(ApplicationAutoscalingBackend.deregister_scalable_target)
     )
     models: list[Any] = [ScalableTarget, ScalingPolicy]
     original_map = parsing.get_model_map
