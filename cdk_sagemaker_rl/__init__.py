@@ -30,6 +30,7 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .serving import DataCapture as DataCapture
     from .serving import EndpointUpdate as EndpointUpdate
     from .serving import RLEndpoint as RLEndpoint
+    from .serving import RollbackThresholds as RollbackThresholds
     from .serving import ScheduledCapacity as ScheduledCapacity
     from .serving import ServerlessInference as ServerlessInference
     from .serving import ServingPlan as ServingPlan
@@ -61,6 +62,7 @@ _EXPORTS = {
     "InputMode": "training",
     "Processor": "images",
     "RLEndpoint": "serving",
+    "RollbackThresholds": "serving",
     "RLEstimator": "estimator",
     "RLFramework": "images",
     "RLToolkit": "images",
@@ -95,6 +97,7 @@ __all__ = [
     "RLFramework",
     "RLToolkit",
     "RLTrainingStep",
+    "RollbackThresholds",
     "S3Location",
     "ScheduledCapacity",
     "ServerlessInference",

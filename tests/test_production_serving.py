@@ -32,6 +32,7 @@ from cdk_sagemaker_rl import (
     DataCapture,
     EndpointUpdate,
     RLEstimator,
+    RollbackThresholds,
     ScheduledCapacity,
     ServerlessInference,
     TrafficShifting,
@@ -129,6 +130,9 @@ class Synth:
             update=EndpointUpdate.blue_green(
                 traffic=TrafficShifting.linear(Capacity.percent(25), wait=cdk.Duration.minutes(2)),
                 alarms=[self.user_alarm],
+                rollback_thresholds=RollbackThresholds(
+                    failed_requests_per_minute=5, max_model_latency=cdk.Duration.millis(250)
+                ),
             ),
             autoscaling=AutoScaling(max_capacity=8, target_invocations_per_instance=100),
             data_capture=DataCapture(
@@ -339,6 +343,18 @@ def test_workflow_updates_with_guardrails_and_registers_autoscaling(synth: Synth
     assert requests["PutScalingPolicy"]["PolicyType"] == "TargetTrackingScaling"
 
 
+def test_rollback_alarms_fire_at_the_given_thresholds(synth: Synth) -> None:
+    def thresholds(prefix: str) -> dict[str, float]:
+        return {
+            ("Errors" if "Errors" in logical_id else "Latency"): alarm["Properties"]["Threshold"]
+            for logical_id, alarm in synth.of_type("AWS::CloudWatch::Alarm", prefix).items()
+        }
+
+    # Defaults: 1 failed request a minute, 1 s of average model latency (in microseconds).
+    assert thresholds("CanaryServingRollbackAlarms") == {"Errors": 1, "Latency": 1_000_000}
+    assert thresholds("LinearServingRollbackAlarms") == {"Errors": 5, "Latency": 250_000}
+
+
 def test_serverless_workflow_sends_no_alarms_when_told(synth: Synth) -> None:
     tasks = _workflow_tasks(synth, "SmallNoWait")
     assert "RegisterScalableTarget" not in tasks
@@ -458,6 +474,18 @@ def _deploy(**options: Any) -> None:
             "provisioned_concurrency=5 is not valid. Allowed: an integer from 1 to 4",
         ),
         (lambda: DataCapture(sampling_percentage=101), "sampling_percentage=101"),
+        (
+            lambda: RollbackThresholds(failed_requests_per_minute=0),
+            "failed_requests_per_minute=0 is not valid. Allowed: an integer >= 1",
+        ),
+        (
+            lambda: RollbackThresholds(max_model_latency=cdk.Duration.seconds(0)),
+            "max_model_latency='0 seconds' is not valid",
+        ),
+        (
+            lambda: EndpointUpdate.blue_green(rollback_thresholds=5),  # type: ignore[arg-type]
+            "rollback_thresholds=5 is not valid. Allowed: RollbackThresholds(...)",
+        ),
         (lambda: DataCapture(sampling_percentage=-1), "sampling_percentage=-1"),
         (
             lambda: _deploy(data_capture=DataCapture(destination="https://example.com/x")),

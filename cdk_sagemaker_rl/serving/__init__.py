@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from .autoscaling import AutoScaling, ScheduledCapacity
 from .data_capture import DataCapture
-from .deployment import Capacity, EndpointUpdate, TrafficShifting
+from .deployment import Capacity, EndpointUpdate, RollbackThresholds, TrafficShifting
 from .endpoint import RLEndpoint
 from .plan import ServingPlan, serving_plan, serving_plan_for_attached
 from .serverless import ServerlessInference
@@ -27,6 +27,7 @@ __all__ = [
     "DataCapture",
     "EndpointUpdate",
     "RLEndpoint",
+    "RollbackThresholds",
     "ScheduledCapacity",
     "ServerlessInference",
     "ServingPlan",

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aws_cdk import Duration
+from aws_cdk import Duration, Token
 
 from ..errors import ValidationError, invalid
 from ._checks import bounded_int, duration_seconds, serving_range
@@ -118,11 +118,41 @@ def _alarms(alarms: Sequence[cloudwatch.IAlarm], argument: str) -> tuple[cloudwa
 
 
 @dataclass(frozen=True)
+class RollbackThresholds:
+    """When the endpoint's own alarms fire: ``failed_requests_per_minute`` or more failed
+    requests in a minute (default 1: a broken policy fails every request), or an average model
+    latency above ``max_model_latency`` for two minutes in a row (default 1 second)."""
+
+    failed_requests_per_minute: int = 1
+    max_model_latency: Duration = field(default_factory=lambda: Duration.seconds(1))
+
+    def __post_init__(self) -> None:
+        count = self.failed_requests_per_minute
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise invalid(
+                "RollbackThresholds failed_requests_per_minute", count, "an integer >= 1", see=_SEE
+            )
+        latency = self.max_model_latency
+        if (
+            not isinstance(latency, Duration)
+            or Token.is_unresolved(latency.to_milliseconds())
+            or latency.to_milliseconds() <= 0
+        ):
+            raise invalid(
+                "RollbackThresholds max_model_latency",
+                latency.to_human_string() if isinstance(latency, Duration) else latency,
+                "a literal aws_cdk.Duration > 0",
+                see=_SEE,
+            )
+
+
+@dataclass(frozen=True)
 class EndpointUpdate:
     """How ``cdk deploy`` (or the serving workflow) moves an endpoint to a new policy.
 
-    ``default_alarms`` adds the two alarms the endpoint creates for itself (model errors and 5xx,
-    model latency over a threshold, see :mod:`.rollback_alarms`) to ``alarms``; SageMaker rolls
+    ``default_alarms`` adds the two alarms the endpoint creates for itself (failed requests, model
+    latency; ``rollback_thresholds`` says when they fire, see :mod:`.rollback_alarms`) to
+    ``alarms``; SageMaker rolls
     the update back when any of them fires during a baking period.
     """
 
@@ -135,6 +165,7 @@ class EndpointUpdate:
     max_execution_seconds: int | None = None
     alarms: tuple[cloudwatch.IAlarm, ...] = field(default_factory=tuple)
     default_alarms: bool = True
+    rollback_thresholds: RollbackThresholds = field(default_factory=RollbackThresholds)
 
     @staticmethod
     def blue_green(
@@ -144,6 +175,7 @@ class EndpointUpdate:
         max_execution_time: Duration | None = None,
         alarms: Sequence[cloudwatch.IAlarm] = (),
         default_alarms: bool = True,
+        rollback_thresholds: RollbackThresholds | None = None,
     ) -> EndpointUpdate:
         """A new fleet next to the old one; traffic moves as ``traffic`` says (default: all at
         once), then the old fleet is kept for ``baking_period`` (default 5 minutes) while the
@@ -166,6 +198,7 @@ class EndpointUpdate:
             max_execution_seconds=_max_execution(max_execution_time),
             alarms=_alarms(alarms, "EndpointUpdate alarms"),
             default_alarms=_flag(default_alarms),
+            rollback_thresholds=_thresholds(rollback_thresholds),
         )
 
     @staticmethod
@@ -177,6 +210,7 @@ class EndpointUpdate:
         max_execution_time: Duration | None = None,
         alarms: Sequence[cloudwatch.IAlarm] = (),
         default_alarms: bool = True,
+        rollback_thresholds: RollbackThresholds | None = None,
     ) -> EndpointUpdate:
         """Replace the fleet ``batch`` by ``batch`` (5-50 %), ``wait`` between batches: no
         second full fleet, for large endpoints. Not for serverless endpoints (SageMaker)."""
@@ -194,6 +228,7 @@ class EndpointUpdate:
             max_execution_seconds=_max_execution(max_execution_time),
             alarms=_alarms(alarms, "EndpointUpdate alarms"),
             default_alarms=_flag(default_alarms),
+            rollback_thresholds=_thresholds(rollback_thresholds),
         )
 
     def watched_alarms(self, own: Sequence[cloudwatch.IAlarm]) -> tuple[cloudwatch.IAlarm, ...]:
@@ -240,6 +275,16 @@ class EndpointUpdate:
 
 def _seconds(value: object, argument: str, key: str) -> int:
     return duration_seconds(value, argument, key, _SEE)
+
+
+def _thresholds(value: object) -> RollbackThresholds:
+    if value is None:
+        return RollbackThresholds()
+    if not isinstance(value, RollbackThresholds):
+        raise invalid(
+            "EndpointUpdate rollback_thresholds", value, "RollbackThresholds(...) or None", see=_SEE
+        )
+    return value
 
 
 def _flag(value: object) -> bool:

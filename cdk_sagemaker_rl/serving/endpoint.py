@@ -131,7 +131,12 @@ class RLEndpoint(Resource):
         #: The alarms this endpoint created for itself (errors, latency); SageMaker rolls an
         #: update back when one fires (unless ``EndpointUpdate(default_alarms=False)``).
         self.alarms: list[cloudwatch.Alarm] = (
-            rollback_alarms(self, self._endpoint_name, options.variant_name)
+            rollback_alarms(
+                self,
+                self._endpoint_name,
+                options.variant_name,
+                options.update.rollback_thresholds,
+            )
             if options.update.default_alarms
             else []
         )

@@ -13,18 +13,18 @@ from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
+from .deployment import RollbackThresholds
 from .metrics import failed_requests, variant_metric
-
-#: Failed requests in one minute that roll an update back: a broken policy fails every request.
-ERRORS_PER_MINUTE = 1
-#: Average model latency that rolls an update back (two minutes in a row).
-MAX_MODEL_LATENCY = Duration.seconds(1)
 
 
 def rollback_alarms(
-    scope: Construct, endpoint_name: str, variant_name: str
+    scope: Construct,
+    endpoint_name: str,
+    variant_name: str,
+    thresholds: RollbackThresholds | None = None,
 ) -> list[cloudwatch.Alarm]:
     """``Errors`` and ``Latency`` alarms in ``scope`` (construct ``RollbackAlarms``)."""
+    thresholds = thresholds or RollbackThresholds()
     holder = Construct(scope, "RollbackAlarms")
     minute = Duration.minutes(1)
 
@@ -40,7 +40,7 @@ def rollback_alarms(
         holder,
         "Errors",
         metric=errors,
-        threshold=ERRORS_PER_MINUTE,
+        threshold=thresholds.failed_requests_per_minute,
         evaluation_periods=1,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
@@ -52,11 +52,12 @@ def rollback_alarms(
         "Latency",
         # ModelLatency is in microseconds.
         metric=metric("ModelLatency", "Average"),
-        threshold=MAX_MODEL_LATENCY.to_seconds() * 1_000_000,
+        threshold=thresholds.max_model_latency.to_milliseconds() * 1000,
         evaluation_periods=2,
         comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
         treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
         alarm_description=f"Endpoint {endpoint_name}: model latency above "
-        f"{MAX_MODEL_LATENCY.to_human_string()} (SageMaker rolls an update back when this fires)",
+        f"{thresholds.max_model_latency.to_human_string()} (SageMaker rolls an update back when "
+        "this fires)",
     )
     return [errors_alarm, latency_alarm]
