@@ -18,6 +18,11 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from ._s3 import s3_location as s3_location
     from .errors import ValidationError as ValidationError
     from .estimator import RLEstimator as RLEstimator
+    from .gating import ApprovedPolicy as ApprovedPolicy
+    from .gating import Comparison as Comparison
+    from .gating import ModelPackageGroup as ModelPackageGroup
+    from .gating import ModelRegistry as ModelRegistry
+    from .gating import RewardGate as RewardGate
     from .images import BoundImage as BoundImage
     from .images import ContainerImage as ContainerImage
     from .images import Processor as Processor
@@ -47,6 +52,11 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .training.attach import AttachedTrainingJob as AttachedTrainingJob
 
 _EXPORTS = {
+    "ApprovedPolicy": "gating",
+    "Comparison": "gating",
+    "ModelPackageGroup": "gating",
+    "ModelRegistry": "gating",
+    "RewardGate": "gating",
     "EstimatorMonitoring": "observability",
     "Monitoring": "observability",
     "TrafficShifting": "serving",
@@ -81,15 +91,19 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ApprovedPolicy",
     "AttachedTrainingJob",
     "AutoScaling",
     "BoundImage",
     "Capacity",
+    "Comparison",
     "ContainerImage",
     "DataCapture",
     "EndpointUpdate",
     "EstimatorMonitoring",
     "InputMode",
+    "ModelPackageGroup",
+    "ModelRegistry",
     "Monitoring",
     "Processor",
     "RLEndpoint",
@@ -97,6 +111,7 @@ __all__ = [
     "RLFramework",
     "RLToolkit",
     "RLTrainingStep",
+    "RewardGate",
     "RollbackThresholds",
     "S3Location",
     "ScheduledCapacity",

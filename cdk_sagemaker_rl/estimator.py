@@ -32,6 +32,7 @@ from constructs import Construct, IDependable
 from ._kms import kms_key
 from ._signature import named_options
 from .errors import ValidationError, invalid
+from .gating import ModelRegistry, PolicyGate, RewardGate, gated
 from .images import ContainerImage, RLFramework, RLToolkit
 from .observability import EstimatorMonitoring, Monitoring
 from .serving import (
@@ -279,6 +280,8 @@ class RLEstimator(Construct):
         volume_size: int | Size | None = None,
         model_data_download_timeout: Duration | None = None,
         container_startup_health_check_timeout: Duration | None = None,
+        gate: RewardGate | None = None,
+        registry: ModelRegistry | None = None,
         kms_key: kms.IKey | str | None = None,
         variant_name: str = "AllTraffic",
         function_url: bool = False,
@@ -294,12 +297,13 @@ class RLEstimator(Construct):
         creates or updates the endpoint (its name is fixed at synth time); see
         README.md#deploying for what is not available then.
 
-        Updates are blue/green with alarm rollback by default (``update``); ``serverless``,
-        ``autoscaling``, ``data_capture`` and the container options are described in
-        README.md#production-serving. A ``DataCapture()`` without a destination writes under
-        ``data-capture/`` of the estimator's artifact bucket.
+        ``update``, ``serverless``, ``autoscaling``, ``data_capture`` and the container options:
+        README.md#production-serving (a ``DataCapture()`` without a destination writes under
+        ``data-capture/`` of the artifact bucket); ``gate``, ``registry``:
+        README.md#gating-and-promotion.
         """
         _check_deployable(self)
+        policy_gate = _gate(self, gate, registry)
         plan = serving_plan(
             self.image_spec,
             self.image,
@@ -309,6 +313,8 @@ class RLEstimator(Construct):
             container_log_level=self.config.container_log_level,
         )
         depends_on, model_object, workflow = _serving_target(self, depends_on)
+        if policy_gate is not None:
+            depends_on = policy_gate.serving_after(depends_on)
         endpoint = RLEndpoint(
             self,
             "Serving",
@@ -335,7 +341,15 @@ class RLEstimator(Construct):
             function_url=function_url,
             function_url_auth_type=function_url_auth_type,
             allow_unauthenticated_function_url=allow_unauthenticated_function_url,
+            gate=policy_gate.workflow_gate() if policy_gate and workflow else None,
+            served_training_job=(
+                self.training_run.training_job_name if policy_gate and not workflow else None
+            ),
         )
+        if policy_gate is not None:
+            policy_gate.bind_endpoint(endpoint)
+        #: The reward gate and registry (README.md#gating-and-promotion); None without them.
+        self.policy_gate = policy_gate
         if self.monitoring is not None:
             self.monitoring.add_endpoint(endpoint, alarms=endpoint.alarms)
         if endpoint.workflow is not None:
@@ -361,6 +375,23 @@ def _monitoring(estimator: RLEstimator, options: object) -> EstimatorMonitoring 
         metric_definitions=estimator.config.metric_definitions(estimator.image),
         state_machine=estimator.state_machine,
         options=options,  # type: ignore[arg-type]  # checked by EstimatorMonitoring
+    )
+
+
+def _gate(estimator: RLEstimator, gate: object, registry: object) -> PolicyGate | None:
+    """deploy()'s gate and registry (gating.gated checks them), fed the estimator's pieces."""
+    return gated(
+        estimator,
+        gate,
+        registry,
+        wait=estimator._wait,
+        metric_names=[d["Name"] for d in estimator.config.metric_definitions(estimator.image)],
+        job_name_base=estimator.job_name_base,
+        training_job_arns=estimator.step.training_job_arns,
+        output=estimator.parts.output,
+        output_key=_artifact_key(estimator, estimator.parts),
+        training_job_name=estimator.training_run.training_job_name,
+        completion=estimator.training_run.completion,
     )
 
 

@@ -17,14 +17,18 @@ from .autoscaling import AutoScaling, ScheduledCapacity
 from .data_capture import DataCapture
 from .deployment import Capacity, EndpointUpdate, RollbackThresholds, TrafficShifting
 from .endpoint import RLEndpoint
+from .gate_states import TRAINING_JOB_TAG, WorkflowGate
+from .options import DeployOptions, check_deploy_options
 from .plan import ServingPlan, serving_plan, serving_plan_for_attached
 from .serverless import ServerlessInference
 from .workflow import ServingWorkflow, WorkflowTarget
 
 __all__ = [
+    "TRAINING_JOB_TAG",
     "AutoScaling",
     "Capacity",
     "DataCapture",
+    "DeployOptions",
     "EndpointUpdate",
     "RLEndpoint",
     "RollbackThresholds",
@@ -33,7 +37,9 @@ __all__ = [
     "ServingPlan",
     "ServingWorkflow",
     "TrafficShifting",
+    "WorkflowGate",
     "WorkflowTarget",
+    "check_deploy_options",
     "serving_plan",
     "serving_plan_for_attached",
 ]

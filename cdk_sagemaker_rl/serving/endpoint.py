@@ -27,6 +27,7 @@ from .autoscaling import AutoScaling, cloudformation_autoscaling
 from .cloudformation import HostingResources, hosting_resources
 from .data_capture import DataCapture, bind_data_capture
 from .deployment import EndpointUpdate
+from .gate_states import TRAINING_JOB_TAG, WorkflowGate
 from .metrics import INSTANCE_NAMESPACE, MetricOptions, failed_requests, variant_metric
 from .model_role import acknowledge_per_run_artifacts, model_role
 from .options import EndpointOptions, endpoint_options
@@ -84,6 +85,8 @@ class RLEndpoint(Resource):
         allow_unauthenticated_function_url: bool = False,
         depends_on: IDependable | None = None,
         workflow: WorkflowTarget | None = None,
+        gate: WorkflowGate | None = None,
+        served_training_job: str | None = None,
     ) -> None:
         # Checked before the construct exists: a refused option leaves no half-built endpoint.
         options = endpoint_options(
@@ -115,6 +118,10 @@ class RLEndpoint(Resource):
         self._hosting: HostingResources | None = None
         bound = _bind_image(self, plan, options)
         image_uri = bound.image_uri if bound is not None else plan.image_uri or ""
+        #: The serving container (image, environment): what a registry version records.
+        self.container: dict[str, Any] = {"Image": image_uri}
+        if options.environment:
+            self.container["Environment"] = dict(options.environment)
         # Fixed at synth time in both modes: the predict function, IAM and the model role's log
         # permission name it before it exists.
         self._endpoint_name: str = unique_physical_name(self)
@@ -143,7 +150,7 @@ class RLEndpoint(Resource):
         watched = options.update.watched_alarms(self.alarms)
         self._deployment_config = options.update.request([a.alarm_name for a in watched])
         if workflow is not None:
-            self._serve_with_workflow(workflow, model_data_object_arn, image_uri, options)
+            self._serve_with_workflow(workflow, model_data_object_arn, image_uri, options, gate)
         else:
             self._hosting = hosting_resources(
                 self,
@@ -159,6 +166,9 @@ class RLEndpoint(Resource):
                 retain_variant_properties=options.autoscaling is not None,
                 depends_on=depends_on,
             )
+            if served_training_job is not None:
+                # The next reward gate's champion: the job whose policy this endpoint serves.
+                self._hosting.endpoint.tags.set_tag(TRAINING_JOB_TAG, served_training_job)
             if options.autoscaling is not None:
                 cloudformation_autoscaling(
                     self,
@@ -194,6 +204,7 @@ class RLEndpoint(Resource):
         model_data_object_arn: str,
         image_uri: str,
         options: EndpointOptions,
+        gate: WorkflowGate | None,
     ) -> None:
         """A state machine trains, then creates the model, config and (fixed-name) endpoint."""
         acknowledge_per_run_artifacts(self.role, model_data_object_arn)
@@ -212,6 +223,7 @@ class RLEndpoint(Resource):
             data_capture=self._capture,
             deployment_config=self._deployment_config,
             autoscaling=options.autoscaling,
+            gate=gate,
         )
         self._endpoint_arn = sagemaker_arn(Stack.of(self), "endpoint", self._endpoint_name)
 

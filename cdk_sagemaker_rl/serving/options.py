@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, TypedDict
 
 from aws_cdk import Duration, Size
 from aws_cdk import aws_kms as kms
@@ -246,3 +247,35 @@ def _refuse_with_serverless(
                 f"{argument}={value!r} cannot be combined with serverless=ServerlessInference"
                 f"(...): {why}. See {_SERVERLESS}."
             )
+
+
+class DeployOptions(TypedDict, total=False):
+    """The keyword options of every ``deploy()``, in one place (``**options`` of those that
+    forward them to :class:`~.endpoint.RLEndpoint` as they are)."""
+
+    entry_point: str | None
+    image: Any
+    environment: Mapping[str, str] | None
+    serverless: Any
+    update: Any
+    autoscaling: Any
+    data_capture: Any
+    volume_size: int | Size | None
+    model_data_download_timeout: Duration | None
+    container_startup_health_check_timeout: Duration | None
+    kms_key: kms.IKey | str | None
+    model_kms_key: kms.IKey | None
+    variant_name: str
+    function_url: bool
+    function_url_auth_type: lambda_.FunctionUrlAuthType
+    allow_unauthenticated_function_url: bool
+
+
+def check_deploy_options(options: Mapping[str, object], see: str) -> None:
+    """Misspelt keywords name the options there are (not a TypeError at the call)."""
+    unknown = sorted(set(options) - set(DeployOptions.__annotations__))
+    if unknown:
+        raise ValidationError(
+            f"deploy() got unknown option(s) {', '.join(unknown)}. Allowed: instance_type, "
+            f"initial_instance_count, {', '.join(DeployOptions.__annotations__)}. See {see}."
+        )

@@ -39,6 +39,7 @@ from ..errors import ValidationError
 from .autoscaling import AutoScaling, retained_variant_properties
 from .cleanup import ScalableTargetCleanup, serving_cleanup
 from .data_capture import BoundDataCapture
+from .gate_states import WorkflowGate, grant_gate
 from .tags import ExtraTags, workflow_tags
 from .variant import VariantSettings, endpoint_config_extras
 from .workflow_definition import train_and_serve
@@ -90,6 +91,7 @@ class ServingWorkflow(Construct):
         data_capture: BoundDataCapture | None,
         deployment_config: dict[str, Any],
         autoscaling: AutoScaling | None,
+        gate: WorkflowGate | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
@@ -129,6 +131,11 @@ class ServingWorkflow(Construct):
                 autoscaling.requests(endpoint_name, variant.variant_name) if autoscaling else None
             ),
         }
+        if gate is not None:
+            self.serving_definition["Gate"] = {
+                "Payload": gate.payload,
+                "PollSeconds": gate.poll.to_seconds() if gate.poll is not None else None,
+            }
         # An autoscaled fleet keeps its scaled size across retraining.
         update_request: dict[str, Any] = {"DeploymentConfig": deployment_config}
         if autoscaling is not None:
@@ -151,6 +158,8 @@ class ServingWorkflow(Construct):
             autoscaling_requests=(
                 autoscaling.requests(endpoint_name, variant.variant_name) if autoscaling else None
             ),
+            gate=gate,
+            endpoint_arn=self.endpoint_arn,
         )
 
         self.log_group = logs.LogGroup(
@@ -171,6 +180,8 @@ class ServingWorkflow(Construct):
             "(cdk-sagemaker-rl, fit(wait=False) + deploy())",
         )
         self._grant_state_machine(target, model_role)
+        if gate is not None:
+            grant_gate(self.state_machine, gate)
         self.cleanup = serving_cleanup(
             self,
             endpoint_name=endpoint_name,

@@ -15,6 +15,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from .._tokens import PARTITION
+from .gate_states import WorkflowGate, gate_states, tag_champion
 
 #: Seconds between two DescribeEndpoint calls while an endpoint is changing.
 POLL_SECONDS = 30
@@ -54,6 +55,8 @@ def train_and_serve(
     endpoint_tags: Any,
     update_request: dict[str, Any],
     autoscaling_requests: dict[str, Any] | None,
+    gate: WorkflowGate | None = None,
+    endpoint_arn: str | None = None,
 ) -> sfn.IChainable:
     """The whole definition, its states created in ``scope``; returns the first state.
 
@@ -176,8 +179,12 @@ def train_and_serve(
         scope, "Served", comment="The endpoint serves the new model"
     )
     scaling_states: list[sfn.CustomState] = []
+    if gate is not None and endpoint_arn is not None:
+        tag = tag_champion(scope, endpoint_arn)
+        scaling_states.append(tag)
     if autoscaling_requests is not None:
-        scaling_states = _autoscaling_states(scope, autoscaling_requests)
+        scaling_states += _autoscaling_states(scope, autoscaling_requests)
+    if scaling_states:
         chain = sfn.Chain.start(scaling_states[0])
         for state in scaling_states[1:]:
             chain = chain.next(state)
@@ -247,7 +254,13 @@ def train_and_serve(
         .when(_status_in("$.Endpoint.Status", TRANSITIONAL_STATUSES), wait_endpoint)
         .otherwise(endpoint_failed)
     )
-    return train.next(names).next(create_model).next(create_config).next(find_endpoint)
+    names.next(create_model).next(create_config).next(find_endpoint)
+    if gate is None:
+        return train.next(names)
+    not_judged = sfn.Fail(
+        scope, "GateNotEvaluated", error_path="$.Error.Error", cause_path="$.Error.Cause"
+    )
+    return train.next(gate_states(scope, gate, names, not_judged))
 
 
 def _autoscaling_states(scope: Construct, requests: dict[str, Any]) -> list[sfn.CustomState]:
