@@ -26,7 +26,10 @@ with canned results; it also lacks StopTrainingJob and UpdateEndpoint. This plug
 - takes ``AWS::ApplicationAutoScaling::ScalableTarget``/``ScalingPolicy`` in templates (moto has
   no model for them); nothing scales;
 - replaces a template's models and endpoint configs as CloudFormation does (the old one is
-  deleted once the update succeeded, and is what a rollback returns to).
+  deleted once the update succeeded, and is what a rollback returns to);
+- keeps the model registry as SageMaker does: versions numbered per group, approval status,
+  idempotent ``ClientToken``, groups' resource policies, only empty groups deleted; and tags
+  one value per key, ``ValidationException`` for an ARN that names nothing.
 
 Stopping the emulator writes the captured records and stops every job (the runner ends its
 processes) and every model server.
@@ -39,7 +42,7 @@ checked against the role's policies.
 One module per part: :mod:`.training_jobs`, :mod:`.endpoints` (deployments and the servers),
 :mod:`.endpoint_api` (the endpoint calls and resources), :mod:`.variants` (what an endpoint
 reports and keeps), :mod:`.replacements`, :mod:`.invocations`, :mod:`.capture`,
-:mod:`.autoscaling`, and
+:mod:`.autoscaling`, :mod:`.model_packages` (the model registry), :mod:`.tags`, and
 :mod:`.role_s3` (the S3 client a job or a server acts with); this package installs them.
 """
 
@@ -55,7 +58,9 @@ from . import (
     endpoint_api,
     endpoints,
     invocations,
+    model_packages,
     replacements,
+    tags,
     training_jobs,
 )
 from .training_jobs import TRAINING_LOG_NAME
@@ -105,4 +110,6 @@ def install() -> None:
     replacements.install()
     invocations.install()
     autoscaling.install()
+    model_packages.install()
+    tags.install()
     _installed = True
