@@ -18,7 +18,8 @@ from its config forever. Here:
 - DeleteEndpoint writes the captured records and stops the server;
 - ``AWS::SageMaker::Endpoint`` resources wait for ``InService`` as CloudFormation does, take the
   same properties, and an update whose new model does not load fails the resource with the
-  container's error;
+  container's error; an update changes the ``Tags`` in place once the endpoint is updated (a
+  rollback sets the old ones again);
 - endpoint configs accept every ``ml.*`` instance type (moto's list is years old).
 """
 
@@ -30,6 +31,7 @@ from typing import Any, cast
 from ..runtime import context
 from . import endpoints
 from .endpoints import Deployment, now
+from .tags import apply_template_tags
 from .variants import (
     capture_summary,
     check_deployment_config,
@@ -284,6 +286,7 @@ def _cfn_create_endpoint(
         properties.get("Tags", []),
         deployment_config=properties.get("DeploymentConfig"),
     )
+    apply_template_tags(endpoint, properties.get("Tags"))
     _wait(lambda: endpoint.endpoint_status not in ("Creating", "Updating"))
     if endpoint.endpoint_status != "InService":
         raise ResourceFailedError(
@@ -317,6 +320,7 @@ def _cfn_update_endpoint(
         check_deployment_config(properties.get("DeploymentConfig"), endpoint.production_variants)
         if properties.get("DeploymentConfig"):
             endpoint.last_deployment_config = copy.deepcopy(properties["DeploymentConfig"])
+        apply_template_tags(endpoint, properties.get("Tags"))
         return endpoint
     deployment = _update_endpoint(
         backend,
@@ -333,6 +337,7 @@ def _cfn_update_endpoint(
             f'Resource handler returned message: "Endpoint {name} update to {config_name} '
             f'failed: {deployment.error}"'
         )
+    apply_template_tags(endpoint, properties.get("Tags"))
     return backend.endpoints[name]
 
 
