@@ -37,7 +37,8 @@ One module per part: :mod:`.api` (the calls that start operations), :mod:`.opera
 running operation's state and events), :mod:`.stack_operations` (create, update, delete and their
 rollbacks), :mod:`.resource_map` (ordered resource changes, with :mod:`.ordering`),
 :mod:`.custom_resources`, :mod:`.wait_conditions`, :mod:`.outputs`, :mod:`.ssm_parameters` and
-:mod:`.errors`. This package installs them and registers the local resource models with moto.
+:mod:`.errors`; resource types moto lacks: :mod:`.alarms`, :mod:`.model_package_groups`. This
+package installs them and registers the local resource models with moto.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from .custom_resources import (
     handle_custom_resource_response,
 )
 from .errors import ResourceFailedError
+from .model_package_groups import LocalModelPackageGroup
 from .operation import current_operation, forget_operations, stop_all
 from .wait_conditions import (
     WAIT_CONDITION_PATH,
@@ -99,6 +101,7 @@ def install() -> None:
         LocalWaitConditionHandle,
         LocalWaitCondition,
         LocalAlarm,
+        LocalModelPackageGroup,
     ]
     for model in models:
         if model.cloudformation_type() in parsing.NULL_MODELS:
