@@ -20,11 +20,13 @@ from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
 from cdk_sagemaker_rl import (
+    ApprovedPolicy,
     AutoScaling,
     Capacity,
     ContainerImage,
     DataCapture,
     EndpointUpdate,
+    RewardGate,
     RLEstimator,
     TrafficShifting,
 )
@@ -41,6 +43,15 @@ REWARD_METRIC = {
     "Name": "episode_reward_mean",
     "Regex": "episode_reward_mean: ([-+]?[0-9]*[.]?[0-9]+([eE][-+]?[0-9]+)?)",
 }
+
+
+#: Where the example writes its deterministic evaluation (/opt/ml/output/data/evaluation.json).
+EVALUATION_FILE = "evaluation.json"
+
+
+def job_name_base(environment: str) -> str:
+    """The estimator's job names, and the name of its model package group."""
+    return f"cartpole-{environment.lower()}"
 
 
 class CartPoleStack(cdk.Stack):
@@ -69,7 +80,7 @@ class CartPoleStack(cdk.Stack):
             train_max_run=cdk.Duration.minutes(int(settings["train_max_run_minutes"])),
             hyperparameters=dict(settings.get("hyperparameters", {})),
             metric_definitions=[REWARD_METRIC],
-            base_job_name=f"cartpole-{construct_id.split('-')[-1].lower()}",
+            base_job_name=job_name_base(construct_id.split("-")[-1]),
             bucket_encryption_key=key,
             output_kms_key=key,
         )
@@ -80,8 +91,51 @@ class CartPoleStack(cdk.Stack):
             image=ContainerImage.pytorch_inference(SERVING_PYTORCH),
             entry_point="inference.py",
             kms_key=key,
+            gate=_gate(settings),
             **_serving_options(settings),
         )
+
+
+class PromotedCartPoleStack(cdk.Stack):
+    """Serves the latest approved policy another environment trained: no training here."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: Mapping[str, Any], **kwargs: Any
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        key = kms.Key(
+            self,
+            "EndpointKey",
+            enable_key_rotation=True,
+            description=f"cdk-sagemaker-rl {construct_id}: endpoint storage",
+        )
+        approved = ApprovedPolicy(
+            self,
+            "CartPole",
+            model_package_group=job_name_base(settings["serve_approved_from"]),
+            # `cdk deploy -c release=<anything new>` looks the latest approved version up again.
+            revision=self.node.try_get_context("release"),
+        )
+        approved.deploy(
+            settings["serve_instance_type"],
+            int(settings.get("serve_initial_instance_count", 1)),
+            entry_point="inference.py",
+            kms_key=key,
+            **_serving_options(settings),
+        )
+
+
+def _gate(settings: Mapping[str, Any]) -> RewardGate | None:
+    """``"gate": {"threshold": 450, "max_regression": 10}`` in an environment's settings."""
+    gate = settings.get("gate")
+    if not gate:
+        return None
+    return RewardGate(
+        metric=str(gate.get("metric", "eval_reward_mean")),
+        threshold=gate["threshold"],
+        max_regression=gate.get("max_regression"),
+        evaluation_file=EVALUATION_FILE,
+    )
 
 
 def _serving_options(settings: Mapping[str, Any]) -> dict[str, Any]:
@@ -134,6 +188,7 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     account = app.node.try_get_context("account") or ("123456789012" if local else None)
     env = cdk.Environment(account=account, region=region) if region else None
     overrides = _overrides(app)
+    stacks: dict[str, cdk.Stack] = {}
     for name, settings in environments.items():
         if only and name != only:
             continue
@@ -147,14 +202,23 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
             # The emulator has no bootstrap-version SSM parameter rule support on updates.
             cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False) if local else None
         )
-        CartPoleStack(
+        promoted = "serve_approved_from" in settings
+        stacks[name] = (PromotedCartPoleStack if promoted else CartPoleStack)(
             app,
             f"RLCartPole-{name}",
             settings=settings,
             env=env,
             synthesizer=synthesizer,
-            description=f"cdk-sagemaker-rl reference app: CartPole-v1 train-and-serve ({name})",
+            description=(
+                f"cdk-sagemaker-rl reference app: CartPole-v1 "
+                f"{'serving an approved policy' if promoted else 'train-and-serve'} ({name})"
+            ),
         )
+    for name, stack in stacks.items():
+        source = environments[name].get("serve_approved_from")
+        if source in stacks:
+            # `cdk deploy --all`: the source environment trains (and registers) first.
+            stack.add_stack_dependency(stacks[source])
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 

@@ -18,7 +18,6 @@ from aws_cdk import CustomResource, Fn
 from constructs import Construct
 
 from .._functions import bundled_function
-from .._iam import acknowledge_wildcard
 from .._tokens import PARTITION
 from ..errors import ValidationError, invalid
 from ..images import ContainerImage
@@ -117,10 +116,5 @@ class ApprovedPolicy(Construct):
             initial_instance_count=initial_instance_count,
             depends_on=self.lookup,
             **given,
-        )
-        acknowledge_wildcard(
-            self._endpoint.role,
-            model_object,
-            "The approved version's artifact is only known at deploy time.",
         )
         return self._endpoint

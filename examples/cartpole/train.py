@@ -406,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     evaluation = {
         "env_id": ENV_ID,
         "episodes": len(returns),
+        # The reward gate's metric (README.md#gating-and-promotion): a deterministic evaluation
+        # of the exported policy, so one policy always gets one score.
+        "eval_reward_mean": float(np.mean(returns)),
         "mean_reward": float(np.mean(returns)),
         "std_reward": float(np.std(returns)),
         "min_reward": float(np.min(returns)),
