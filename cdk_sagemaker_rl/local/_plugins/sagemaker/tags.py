@@ -23,6 +23,17 @@ __all__ = ["apply_template_tags", "install"]
 NO_RESOURCE_MESSAGE = "Resource does not exist."
 
 
+def _actual_case(backend: Any, arn: str) -> str:
+    """``arn`` with the resource name as it was created: SageMaker writes names lower case in
+    ARNs (as the library's IAM policies and the gate do), moto keeps them as given."""
+    head, _, resource = arn.rpartition(":")
+    kind, _, name = resource.partition("/")
+    stores = {"endpoint": "endpoints", "model": "_models", "endpoint-config": "endpoint_configs"}
+    store = getattr(backend, stores.get(kind, ""), None) or {}
+    actual = next((key for key in store if str(key).lower() == name.lower()), name)
+    return f"{head}:{kind}/{actual}"
+
+
 def _get_resource_from_arn(original: Any) -> Any:
     def get_resource_from_arn(self: Any, arn: str) -> Any:
         from moto.sagemaker.exceptions import ValidationError
@@ -32,7 +43,7 @@ def _get_resource_from_arn(original: Any) -> Any:
             resource: Any = package
         else:
             try:
-                resource = original(self, arn)
+                resource = original(self, _actual_case(self, arn))
             except (AttributeError, KeyError, ValueError, TypeError, ValidationError):
                 resource = None
         if resource is None:
