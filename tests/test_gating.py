@@ -373,7 +373,7 @@ def _estimator(wait: bool = True, **extra: Any) -> RLEstimator:
     return estimator
 
 
-DEPLOY = {"instance_type": "ml.m5.large", "entry_point": "inference.py"}
+DEPLOY: dict[str, Any] = {"instance_type": "ml.m5.large", "entry_point": "inference.py"}
 
 
 def test_a_gate_metric_nothing_produces_is_refused() -> None:
