@@ -87,10 +87,12 @@ def run_cdk(
     )
     tail.start()
     watchdog_reason: list[str] = []
+    finished = threading.Event()
 
     def watchdog() -> None:
         started = time.monotonic()
-        while process.poll() is None:
+        # Woken at once when the CLI exits: no half-second sleep left to join after every call.
+        while not finished.wait(0.5) and process.poll() is None:
             if emulator_pid is not None and not alive(emulator_pid):
                 watchdog_reason.append(
                     f"the emulator (pid {emulator_pid}) died during the deploy; its log: "
@@ -102,7 +104,6 @@ def run_cdk(
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
                 return
-            time.sleep(0.5)
 
     guard = threading.Thread(target=watchdog, daemon=True)
     guard.start()
@@ -113,6 +114,7 @@ def run_cdk(
         if show and line.strip():
             print(f"  cdk | {line}", flush=True)
     code = process.wait()
+    finished.set()
     stop_tail.set()
     tail.join(timeout=2)
     guard.join(timeout=2)
@@ -134,7 +136,8 @@ _SHOWN = re.compile(r"Traceback|Error|(?i:status|reward curve)")
 def _tail_training_log(path: Path, stop: threading.Event) -> None:
     """Show the training jobs' log lines (reward as it trains) while cdk waits for them."""
     position = path.stat().st_size if path.exists() else 0
-    while not stop.is_set():
+    while True:
+        stopping = stop.is_set()  # read once more after the stop: nothing written is lost
         if path.exists():
             with open(path, errors="replace") as handle:
                 handle.seek(position)
@@ -144,4 +147,6 @@ def _tail_training_log(path: Path, stop: threading.Event) -> None:
                     if match or _SHOWN.search(text):
                         print(f"  training | {text}", flush=True)
                 position = handle.tell()
+        if stopping:
+            return
         stop.wait(0.5)
