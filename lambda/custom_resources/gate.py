@@ -102,7 +102,7 @@ class Gate:
         return self.comparison in (">=", ">")
 
     def bar(self) -> str:
-        return f"{self.comparison} {self.threshold:g}"
+        return f"{self.comparison} {self.threshold:.10g}"
 
 
 def _describe_job(name: str) -> Mapping[str, Any]:
@@ -141,7 +141,9 @@ def _evaluation_file(job: Mapping[str, Any], file: str) -> Mapping[str, Any] | N
     # Streamed: the archive is read once, front to back, and only the one member is kept.
     with tarfile.open(fileobj=body, mode="r|gz") as archive:
         for member in archive:
-            if member.isfile() and member.name.lstrip("./") == file:
+            # removeprefix, not lstrip("./"): that strips characters, so "..evaluation.json"
+            # was taken for evaluation.json and ".metrics.json" (a valid File) never matched.
+            if member.isfile() and member.name.removeprefix("./") == file:
                 if member.size > MAX_EVALUATION_BYTES:
                     raise GateError(
                         f"{file} in s3://{bucket}/{key} is {member.size} bytes; an evaluation "
@@ -208,7 +210,8 @@ def judge(gate: Gate, value: float, champion: tuple[str, float] | None) -> tuple
     if math.isnan(value):
         return False, f"{gate.metric} = nan, required {gate.bar()}"
     passed = bool(_OPERATORS[gate.comparison](value, gate.threshold))
-    text = f"{gate.metric} = {value:g}, required {gate.bar()}"
+    # 10 significant digits: with :g (6), 499.9996 against ">= 500" read "= 500, required >= 500".
+    text = f"{gate.metric} = {value:.10g}, required {gate.bar()}"
     if champion is not None and gate.max_regression is not None:
         serving_job, serving_value = champion
         floor = (
@@ -218,9 +221,9 @@ def judge(gate: Gate, value: float, champion: tuple[str, float] | None) -> tuple
         )
         within = value >= floor if gate.higher_is_better else value <= floor
         text += (
-            f" and {'>=' if gate.higher_is_better else '<='} {floor:g} (the serving policy, "
-            f"job {serving_job}, scores {serving_value:g}; max regression "
-            f"{gate.max_regression:g})"
+            f" and {'>=' if gate.higher_is_better else '<='} {floor:.10g} (the serving policy, "
+            f"job {serving_job}, scores {serving_value:.10g}; max regression "
+            f"{gate.max_regression:.10g})"
         )
         passed = passed and within
     elif gate.max_regression is not None:
@@ -308,7 +311,7 @@ def evaluate_job(properties: Mapping[str, Any]) -> dict[str, str]:
         )
     arn = register(job, group, container, status, message, _metadata(job, verdict, value))
     logger.info(
-        "gate verdict", verdict=verdict, value=value, model_package_arn=arn, message=message
+        "gate verdict", verdict=verdict, value=value, model_package_arn=arn, explanation=message
     )
     result = {
         "Verdict": verdict,
@@ -351,6 +354,7 @@ def _previous_verdict(request: CustomResourceRequest) -> dict[str, str] | None:
         "ModelPackageArn": arn,
         "ApprovalStatus": str(package.get("ModelApprovalStatus", "")),
         "TrainingJobName": str(metadata["TrainingJobName"]),
+        "ApprovalDeadline": "",  # evaluate_job's keys: the same Data as the first answer
     }
 
 

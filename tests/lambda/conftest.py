@@ -13,13 +13,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import io
 import json
 import os
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -149,6 +152,18 @@ class RecordingServer:
 
 @pytest.fixture
 def http_server() -> Iterator[RecordingServer]:
+    server = RecordingServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def module_http_server() -> Iterator[RecordingServer]:
+    """One recording server for a whole test module: stopping one costs up to its 50 ms poll.
+
+    A module that overrides ``http_server`` with it must clear ``requests`` and ``script``
+    before each test.
+    """
     server = RecordingServer()
     yield server
     server.close()
@@ -383,3 +398,116 @@ def stop_training_job_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(SageMakerResponse, "stop_training_job", stop_training_job, raising=False)
     return calls
+
+
+# --------------------------------------------------------------------------------------------
+# The reward gate and the model registry (tests/lambda/test_gate.py, test_approved_version.py)
+# --------------------------------------------------------------------------------------------
+
+
+class RegistryMoto(Moto):
+    """Moto plus what the gate reads and writes: job metrics, output archives, registry groups."""
+
+    @functools.cached_property
+    def s3(self) -> Any:
+        return boto3.client("s3", region_name=REGION)
+
+    def final_metrics(self, job_name: str, metrics: dict[str, float]) -> None:
+        """Sets the job's FinalMetricDataList (moto fills in a fixed ``train:progress`` one)."""
+        self._training_job(job_name).final_metric_data_list = [
+            {"MetricName": name, "Value": value, "Timestamp": datetime.now(UTC)}
+            for name, value in metrics.items()
+        ]
+
+    def output_archive(self, job_name: str, members: dict[str, bytes]) -> str:
+        """Uploads ``<S3OutputPath>/<job>/output/output.tar.gz`` holding ``members``.
+
+        ``S3OutputPath`` is the job's own (``s3://bucket/output`` for :meth:`training_job`); the
+        bucket is created when missing. Returns the archive's S3 URI.
+        """
+        output = self._training_job(job_name).output_data_config["S3OutputPath"]
+        bucket, _, prefix = output.removeprefix("s3://").rstrip("/").partition("/")
+        key = "/".join(p for p in (prefix, job_name, "output/output.tar.gz") if p)
+        with contextlib.suppress(self.s3.exceptions.BucketAlreadyOwnedByYou):
+            self.s3.create_bucket(Bucket=bucket)
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
+        self.s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+        return f"s3://{bucket}/{key}"
+
+    def model_package_group(self, name: str) -> str:
+        created = self.sagemaker.create_model_package_group(
+            ModelPackageGroupName=name, ModelPackageGroupDescription="policies"
+        )
+        return str(created["ModelPackageGroupArn"])
+
+    def model_package(
+        self,
+        group: str,
+        status: str,
+        *,
+        image: str = "111122223333.dkr.ecr.us-east-1.amazonaws.com/rl-serve:1",
+        model_data_url: str = "s3://bucket/output/job/output/model.tar.gz",
+        created: datetime | None = None,
+    ) -> str:
+        """A version of ``group`` with ``status``; ``created`` overrides its CreationTime.
+
+        moto stamps versions to the millisecond and keeps ties in insertion order, so tests
+        that depend on "newest" set the times themselves.
+        """
+        arn = str(
+            self.sagemaker.create_model_package(
+                ModelPackageGroupName=group,
+                ModelApprovalStatus=status,
+                InferenceSpecification={
+                    "Containers": [{"Image": image, "ModelDataUrl": model_data_url}],
+                    "SupportedContentTypes": ["application/json"],
+                    "SupportedResponseMIMETypes": ["application/json"],
+                },
+            )["ModelPackageArn"]
+        )
+        if created is not None:
+            from moto.sagemaker.models import sagemaker_backends
+
+            package = sagemaker_backends[ACCOUNT][REGION].model_packages[arn]
+            # moto keeps naive UTC datetimes (its utcnow()).
+            package.creation_time = created.astimezone(UTC).replace(tzinfo=None)
+        return arn
+
+    def endpoint(self, name: str, tags: dict[str, str] | None = None) -> str:
+        """An endpoint (model and config included) with ``tags``; returns its ARN."""
+        self.sagemaker.create_model(
+            ModelName=f"{name}-model",
+            ExecutionRoleArn=f"arn:aws:iam::{ACCOUNT}:role/sagemaker-role",
+            PrimaryContainer={"Image": "111122223333.dkr.ecr.us-east-1.amazonaws.com/rl:1"},
+        )
+        self.sagemaker.create_endpoint_config(
+            EndpointConfigName=f"{name}-config",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": f"{name}-model",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
+        arn = str(
+            self.sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{name}-config")[
+                "EndpointArn"
+            ]
+        )
+        if tags:
+            self.sagemaker.add_tags(
+                ResourceArn=arn, Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+            )
+        return arn
+
+
+@pytest.fixture
+def registry_moto(aws: None) -> RegistryMoto:
+    return RegistryMoto()
