@@ -15,8 +15,8 @@ log and work trees, the deploy lock and the stack outputs.
 
 :func:`main` parses the command line (:mod:`.arguments`) and runs the commands
 (:mod:`.commands`); the rest is what they use: :mod:`.target` (account, region, the AWS
-environment), :mod:`.state`, :mod:`.emulator_process`, :mod:`.cdk_cli`, :mod:`.deployed_stack`
-and :mod:`.messages`.
+environment), :mod:`.state`, :mod:`.emulator_process`, :mod:`.cdk_cli`, :mod:`.bootstrap`,
+:mod:`.deployed_stack` and :mod:`.messages`.
 """
 
 from __future__ import annotations

@@ -17,12 +17,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .bootstrap import bootstrap
 from .cdk_cli import SYNTHESIZE, run_cdk
 from .deployed_stack import client, failure_reasons, named_output, stack_outputs
 from .emulator_process import start_emulator, stop_emulator
 from .messages import LocalModeError, say
 from .state import State, exclusive
-from .target import ACCOUNT, REGION, STACK, aws_env
+from .target import STACK, aws_env
 
 __all__ = ["deploy", "destroy", "play", "predict", "require_local_extra", "status"]
 
@@ -46,19 +47,12 @@ def deploy(
     hyperparameters: Mapping[str, Any] | None = None,
     source_dir: str | None = None,
 ) -> dict[str, str]:
+    """Bootstrap (unless done) and deploy the reference stack; its outputs."""
     require_local_extra()
     with exclusive(state, "deploy"):
+        running = state.emulator_pid() is not None
         pid = start_emulator(state)
-        say(f"bootstrapping aws://{ACCOUNT}/{REGION} in the emulator")
-        code, lines = run_cdk(
-            state,
-            ["bootstrap", f"aws://{ACCOUNT}/{REGION}"],
-            emulator_pid=pid,
-            show=False,
-            app=None,  # the environment is given: no synthesis (the deploy synthesizes)
-        )
-        if code != 0:
-            raise LocalModeError("cdk bootstrap failed:\n" + "\n".join(lines[-20:]))
+        bootstrap(state, pid, fresh=not running)
         args = [
             "deploy",
             STACK,

@@ -19,7 +19,7 @@ from .target import REGION, STACK, aws_env
 __all__ = ["client", "failure_reasons", "named_output", "stack_outputs"]
 
 
-def client(service: str, state: State) -> Any:
+def client(service: str, state: State, config: Any = None) -> Any:
     """A boto3 client of the emulator of ``state``, with its dummy credentials."""
     import boto3
 
@@ -31,6 +31,7 @@ def client(service: str, state: State) -> Any:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         aws_session_token="testing",
+        config=config,
     )
 
 
