@@ -17,6 +17,10 @@ log and work trees, the deploy lock and the stack outputs.
 (:mod:`.commands`); the rest is what they use: :mod:`.target` (account, region, the AWS
 environment), :mod:`.state`, :mod:`.emulator_process`, :mod:`.cdk_cli`, :mod:`.bootstrap`,
 :mod:`.deployed_stack` and :mod:`.messages`.
+
+After a deploy (and ``demo``) each reward-gate verdict of the stack (an output whose key contains
+``GateVerdict``) is printed as a line ``gate verdict: <value>``; a failed deploy prints the
+reason of each failed resource unabridged (``[local] error: cdk deploy of ... failed``).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Sequence
 
 from .arguments import parse_args
 from .commands import deploy, destroy, play, predict, status
-from .deployed_stack import named_output
+from .deployed_stack import gate_verdict_lines, named_output
 from .messages import LocalModeError, say
 from .state import State
 
@@ -41,10 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command in ("deploy", "demo"):
             outputs = deploy(
-                state, hyperparameters=args.hyperparameters, source_dir=args.source_dir
+                state,
+                hyperparameters=args.hyperparameters,
+                source_dir=args.source_dir,
             )
             say("endpoint:         " + named_output(outputs, "EndpointName"))
             say("predict function: " + named_output(outputs, "PredictFunctionName"))
+            for line in gate_verdict_lines(outputs):
+                print(line, flush=True)
         if args.command in ("deploy", "demo", "predict"):
             result = predict(state, args.observation)
             say(f"sample prediction for {args.observation}: {result}")

@@ -19,7 +19,13 @@ from typing import Any
 
 from .bootstrap import bootstrap
 from .cdk_cli import SYNTHESIZE, run_cdk
-from .deployed_stack import client, failure_reasons, named_output, stack_outputs
+from .deployed_stack import (
+    client,
+    failure_message,
+    failure_reasons,
+    named_output,
+    stack_outputs,
+)
 from .emulator_process import start_emulator, stop_emulator
 from .messages import LocalModeError, say
 from .state import State, exclusive
@@ -80,10 +86,7 @@ def deploy(
             else:
                 # Nothing else is left running after a failed deploy: no useful state is held.
                 stop_emulator(state)
-            raise LocalModeError(
-                f"cdk deploy of {STACK} failed (exit {code}).\n"
-                + "\n".join(f"  {r}" for r in reasons[:5])
-            )
+            raise LocalModeError(failure_message(code, reasons))
         say(f"deployed in {time.monotonic() - started:.0f} s")
         return stack_outputs(state)
 
