@@ -1,7 +1,7 @@
 """The local-mode CLI's reporting and options, without a deploy (fast: no emulator, no cdk).
 
-What a deploy prints (the reward gate's verdicts, a failure's reasons in full), and when
-``cdk bootstrap`` is skipped. The end-to-end runs are
+What a deploy prints (the reward gate's verdicts, a failure's reasons in full), how ``--context``
+reaches ``cdk deploy``, and when ``cdk bootstrap`` is skipped. The end-to-end runs are
 tests/local/test_local_mode.py and test_serving_updates.py.
 """
 
@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from cdk_sagemaker_rl.local import cli
-from cdk_sagemaker_rl.local.cli import bootstrap
+from cdk_sagemaker_rl.local.cli import bootstrap, commands
+from cdk_sagemaker_rl.local.cli.arguments import parse_args
 from cdk_sagemaker_rl.local.cli.deployed_stack import (
     failure_message,
     gate_verdict_lines,
@@ -73,9 +74,10 @@ def test_deploy_and_demo_print_the_gate_verdict(
     monkeypatch.setattr(cli, "predict", lambda state, observation: {"predictions": [0]})
     monkeypatch.setattr(cli, "play", lambda state, episodes: [500.0] * episodes)
     for command in ("deploy", "demo"):
-        code = cli.main([command, "--state-dir", str(tmp_path)])
+        code = cli.main([command, "--state-dir", str(tmp_path), "--context", "gate_threshold=450"])
         assert code == 0
         assert f"gate verdict: {PASSED}" in capsys.readouterr().out.splitlines()
+    assert deployed[0]["context"] == {"gate_threshold": "450"}
 
 
 def test_a_failed_deploy_shows_the_cause_in_full(
@@ -126,6 +128,62 @@ def test_the_stack_summary_is_the_reason_only_when_no_resource_gave_one() -> Non
     message = failure_message(1, many)
     assert all(reason in message for reason in many[:10])
     assert "2 more" in message
+
+
+def test_context_options_reach_cdk_deploy(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    calls: list[Sequence[str]] = []
+
+    def fake_run_cdk(state: State, args: Sequence[str], **options: Any) -> tuple[int, list[str]]:
+        calls.append(list(args))
+        state.outputs.write_text('{"RLCartPole-dev": {}}')
+        return 0, []
+
+    monkeypatch.setattr(commands, "require_local_extra", lambda: None)
+    monkeypatch.setattr(commands, "start_emulator", lambda state: 1)
+    monkeypatch.setattr(commands, "bootstrap", lambda state, pid, fresh: None)
+    monkeypatch.setattr(commands, "run_cdk", fake_run_cdk)
+    args = parse_args(
+        [
+            "deploy",
+            "--context",
+            "gate_threshold=450",
+            "--context",
+            "note=a=b",
+            "--hyperparameters",
+            '{"total_timesteps": 1024}',
+            "--source-dir",
+            str(tmp_path),
+        ]
+    )
+    commands.deploy(
+        State(tmp_path / "state", 1),
+        hyperparameters=args.hyperparameters,
+        source_dir=args.source_dir,
+        context=args.context,
+    )
+    [deploy_args] = calls
+    pairs = [deploy_args[i + 1] for i, arg in enumerate(deploy_args) if arg == "--context"]
+    assert pairs == [
+        "gate_threshold=450",
+        "note=a=b",
+        'hyperparameters={"total_timesteps": 1024}',
+        f"source_dir={tmp_path.resolve()}",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--context", "target=aws"],
+        ["--context", "environment=prod"],
+        ["--context", "no-equals"],
+        ["--context", "a=1", "--context", "a=2"],
+        ["--context", 'hyperparameters={"x": 1}', "--hyperparameters", "{}"],
+    ],
+)
+def test_context_options_local_mode_cannot_honour_are_refused(argv: list[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["deploy", *argv])
 
 
 def test_the_expected_bootstrap_version_is_read_from_the_cli(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 state,
                 hyperparameters=args.hyperparameters,
                 source_dir=args.source_dir,
+                context=args.context,
             )
             say("endpoint:         " + named_output(outputs, "EndpointName"))
             say("predict function: " + named_output(outputs, "PredictFunctionName"))

@@ -52,8 +52,12 @@ def deploy(
     *,
     hyperparameters: Mapping[str, Any] | None = None,
     source_dir: str | None = None,
+    context: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """Bootstrap (unless done) and deploy the reference stack; its outputs."""
+    """Bootstrap (unless done) and deploy the reference stack; its outputs.
+
+    ``context`` is passed to ``cdk deploy`` as ``--context KEY=VALUE`` (reference-app settings).
+    """
     require_local_extra()
     with exclusive(state, "deploy"):
         running = state.emulator_pid() is not None
@@ -70,6 +74,8 @@ def deploy(
             "--progress",
             "events",
         ]
+        for key, value in (context or {}).items():
+            args += ["--context", f"{key}={value}"]
         if hyperparameters:
             args += ["--context", f"hyperparameters={json.dumps(dict(hyperparameters))}"]
         if source_dir:
