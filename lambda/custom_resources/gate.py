@@ -135,8 +135,15 @@ def _evaluation_file(job: Mapping[str, Any], file: str) -> Mapping[str, Any] | N
     try:
         body = aws_client("s3").get_object(Bucket=bucket, Key=key)["Body"]
     except ClientError as err:
-        if is_not_found(err) or err.response.get("Error", {}).get("Code") == "NoSuchKey":
+        code = err.response.get("Error", {}).get("Code")
+        if is_not_found(err) or code == "NoSuchKey":
             return None
+        if code in ("AccessDenied", "403"):
+            # Without s3:ListBucket, S3 answers a missing object with AccessDenied too.
+            raise GateError(
+                f"s3://{bucket}/{key} could not be read (AccessDenied): the job wrote no output "
+                "data, or the gate function may not read it"
+            ) from None
         raise
     # Streamed: the archive is read once, front to back, and only the one member is kept.
     with tarfile.open(fileobj=body, mode="r|gz") as archive:
@@ -189,23 +196,42 @@ def metric_value(job: Mapping[str, Any], gate: Gate) -> float:
     return value
 
 
-def _champion(endpoint_arn: str | None, gate: Gate, job_name: str) -> tuple[str, float] | None:
-    """The serving policy's job and score, None on the first deploy (nothing serves yet)."""
+#: Why there is no champion to compare with (then the threshold alone applies).
+NO_CHAMPION = "no policy serves yet"
+
+
+def _champion(
+    endpoint_arn: str | None, gate: Gate, job_name: str
+) -> tuple[tuple[str, float] | None, str]:
+    """The serving policy's job and score, or None and why there is none.
+
+    A serving policy whose score cannot be read (its output expired, say, or it predates an
+    evaluation-file gate) must not block every later deploy: the threshold alone applies then,
+    and the verdict says why.
+    """
     if gate.max_regression is None or not endpoint_arn:
-        return None
+        return None, NO_CHAMPION
     try:
         tags = aws_client("sagemaker").list_tags(ResourceArn=endpoint_arn).get("Tags", [])
     except ClientError as err:
         if is_not_found(err) or err.response.get("Error", {}).get("Code") == "ValidationException":
-            return None
+            return None, NO_CHAMPION
         raise
     serving = next((t["Value"] for t in tags if t.get("Key") == TRAINING_JOB_TAG), None)
-    if not serving or serving == job_name:
-        return None
-    return serving, metric_value(_describe_job(serving), gate)
+    if not serving:
+        return None, NO_CHAMPION
+    if serving == job_name:
+        return None, "the endpoint already serves this policy"
+    try:
+        return (serving, metric_value(_describe_job(serving), gate)), ""
+    except GateError as err:
+        logger.warning("champion not scored", serving_job=serving, error=str(err))
+        return None, f"the serving policy's score could not be read: {err}"
 
 
-def judge(gate: Gate, value: float, champion: tuple[str, float] | None) -> tuple[bool, str]:
+def judge(
+    gate: Gate, value: float, champion: tuple[str, float] | None, why_none: str = NO_CHAMPION
+) -> tuple[bool, str]:
     """The verdict and the sentence that explains it (metric, value, bar)."""
     if math.isnan(value):
         return False, f"{gate.metric} = nan, required {gate.bar()}"
@@ -227,7 +253,7 @@ def judge(gate: Gate, value: float, champion: tuple[str, float] | None) -> tuple
         )
         passed = passed and within
     elif gate.max_regression is not None:
-        text += " (no policy serves yet: the threshold alone applies)"
+        text += f" ({why_none}: the threshold alone applies)"
     return passed, text
 
 
@@ -293,8 +319,8 @@ def evaluate_job(properties: Mapping[str, Any]) -> dict[str, str]:
     if properties.get("Gate"):
         gate = Gate.parse(properties["Gate"])
         value = metric_value(job, gate)
-        champion = _champion(_str(properties.get("EndpointArn")), gate, job_name)
-        passed, text = judge(gate, value, champion)
+        champion, why_none = _champion(_str(properties.get("EndpointArn")), gate, job_name)
+        passed, text = judge(gate, value, champion, why_none)
     else:
         passed, text = True, "no gate: every trained policy is registered"
     verdict = "passed" if passed else "failed"

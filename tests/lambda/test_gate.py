@@ -673,9 +673,10 @@ def test_without_a_serving_policy_the_threshold_alone_applies(
 
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert len(list_tags_calls) == 1
+    why = "the endpoint already serves this policy" if serving == "self" else "no policy serves yet"
     assert body["Data"]["Message"] == (
         f"Reward gate passed for training job {JOB}: {METRIC} = 455, required >= 450 "
-        "(no policy serves yet: the threshold alone applies)."
+        f"({why}: the threshold alone applies)."
     )
 
 
@@ -1077,3 +1078,28 @@ def test_check_approval_expires_after_the_deadline_unless_decided(
     # A decision taken before the poll still counts after the deadline.
     moto.sagemaker.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Approved")
     assert check(gate, pending, context)["Status"] == "Approved"
+
+
+def test_a_serving_policy_that_cannot_be_scored_leaves_the_threshold_alone(
+    gate: ModuleType,
+    moto: RegistryMoto,
+    http_server: RecordingServer,
+    cfn_event: Any,
+    context: FakeContext,
+    list_tags_calls: list[str],
+) -> None:
+    # The serving job wrote no evaluation file (it predates the gate): not a reason to block.
+    trained(moto, OLD_JOB)
+    moto.endpoint(ENDPOINT, {TAG: OLD_JOB})
+    trained(moto, JOB)
+    moto.output_archive(JOB, {"evaluation.json": json.dumps({METRIC: 489.0}).encode()})
+
+    body = run_gate(gate, http_server, cfn_event, context, champion_props(file="evaluation.json"))
+
+    assert body["Status"] == "SUCCESS", body["Reason"]
+    message = body["Data"]["Message"]
+    assert (
+        f"{METRIC} = 489, required >= 450 (the serving policy's score could not be read: "
+        in message
+    )
+    assert f"training job {OLD_JOB}" in message and "the threshold alone applies" in message
