@@ -18,14 +18,22 @@ from aws_cdk import CustomResource, Fn
 from constructs import Construct
 
 from .._functions import bundled_function
+from .._iam import acknowledge_compliance
 from .._tokens import PARTITION
 from ..errors import ValidationError, invalid
 from ..images import ContainerImage
 from ..serving import DeployOptions, RLEndpoint, ServingPlan, check_deploy_options
 from ..serving.plan import as_image
+from ..training.attach import acknowledge_construct_policies
 from .registry import ModelPackageGroup, ModelPackageGroupBase, group_from
 
 _SEE = "README.md#gating-and-promotion"
+#: Why the endpoint's rollback alarms notify nobody (HIPAA/NIST ``CloudWatchAlarmAction``).
+_ROLLBACK_ALARMS_REASON = (
+    "The endpoint's rollback alarms act through SageMaker: its AutoRollbackConfiguration rolls a "
+    "failing update back (and the CloudFormation update fails with it). A promotion has no alarm "
+    "topic; add an action to RLEndpoint.alarms to be notified as well."
+)
 
 
 class ApprovedPolicy(Construct):
@@ -51,6 +59,7 @@ class ApprovedPolicy(Construct):
         if revision is not None and (not isinstance(revision, str) or not revision):
             raise invalid("revision", revision, "a non-empty string, or None", see=_SEE)
         super().__init__(scope, construct_id)
+        acknowledge_construct_policies(self)
         self.group = group_from(self, "Group", model_package_group)
         function = bundled_function(
             self,
@@ -117,4 +126,5 @@ class ApprovedPolicy(Construct):
             depends_on=self.lookup,
             **given,
         )
+        acknowledge_compliance(self._endpoint, "CloudWatchAlarmAction", _ROLLBACK_ALARMS_REASON)
         return self._endpoint
