@@ -1,4 +1,5 @@
-"""Every Task of every synthesized state machine sends a request the AWS API accepts.
+"""Every Task of every synthesized state machine, and every SageMaker resource CloudFormation
+creates, sends a request the AWS API accepts.
 
 cfn-lint only sees a state machine definition as a string; a misspelt SageMaker parameter, a
 string where the API wants an integer or a 64-character job name would only fail hours into a
@@ -11,6 +12,10 @@ Functions does (``.$`` keys, ``$``/``$$`` paths, ``States.Format``), maps the Ta
 ``ParamValidator`` plus the constraints botocore's validator skips (enums, patterns, maximum
 lengths). Payloads sent to our own Lambda functions are checked against the handler contract
 of docs/architecture.md and parsed by the real handler code.
+
+The SageMaker resources of every template (the models, endpoint configs and endpoints, the model
+package group of the registry) are checked the same way, as the Create* requests CloudFormation
+makes from their resolved properties, plus the AddTags request of a tag update.
 
 The resolver defined here (``TemplateResolver``) is reused by tests/test_iam_lint.py.
 """
@@ -37,7 +42,9 @@ from botocore.validate import ParamValidator
 
 from tests.conftest import ROOT, load_template
 
-STACKS = ("RLCartPole-dev", "RLCartPole-prod")
+#: Every stack of the reference app: dev and prod train and serve, staging serves dev's latest
+#: approved version (no state machine; its model comes from Custom::RLApprovedModelVersion).
+STACKS = ("RLCartPole-dev", "RLCartPole-prod", "RLCartPole-staging")
 ACCOUNT = "111122223333"
 #: When the imagined deploy starts the training (the job name's timestamp).
 DEPLOY_TIME = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
@@ -195,11 +202,23 @@ class TemplateResolver:
             return {"Ref": key_id, "Arn": d.arn("kms", f"key/{key_id}")}[attribute]
         if kind == "Custom::RLTrainingRun":
             return self._training_run_attribute(logical_id, attribute)
+        if kind == "Custom::RLApprovedModelVersion":
+            return self._approved_version_attribute(logical_id, attribute)
         if kind in SAGEMAKER_NAMED:
             resource_type, name_attribute = SAGEMAKER_NAMED[kind]
-            name = self._name(logical_id, 63).replace(f"{d.stack_name}-", "", 1)
+            # The name the template gives (a fixed endpoint name, the group's name), else one
+            # CloudFormation generates.
+            given = props.get(name_attribute)
+            name = (
+                str(self.resolve(given))
+                if given is not None
+                else self._name(logical_id, 63).replace(f"{d.stack_name}-", "", 1)
+            )
             arn = d.arn("sagemaker", f"{resource_type}/{name.lower()}")
-            return {"Ref": arn, name_attribute: name}[attribute]
+            values = {"Ref": arn, name_attribute: name}
+            if kind == "AWS::SageMaker::ModelPackageGroup":
+                values["ModelPackageGroupArn"] = arn
+            return values[attribute] if attribute in values else _unknown_attribute(kind, attribute)
         raise UnresolvedIntrinsic(f"no realistic value for {kind} {logical_id}.{attribute}")
 
     def _training_run_attribute(self, logical_id: str, attribute: str) -> str:
@@ -214,6 +233,35 @@ class TemplateResolver:
             machine = props["StateMachineArn"].split(":")
             return ":".join([*machine[:5], "execution", machine[6], name])
         return _unknown_attribute("Custom::RLTrainingRun", attribute)
+
+    def _approved_version_attribute(self, logical_id: str, attribute: str) -> str:
+        """Custom::RLApprovedModelVersion's data (lambda/custom_resources/approved_version.py): the
+        version the source environment's gate registered, its image and its model artifact."""
+        d = self.deployment
+        props = self.resolve(self.resources[logical_id]["Properties"])
+        group = str(props["ModelPackageGroup"])
+        version = str(props.get("Version", "1"))
+        name = group.rsplit("/", 1)[-1]
+        bucket = f"{name}-artifacts-{_suffix(name, lower=True)}"
+        job = training_job_name(name, DEPLOY_TIME)
+        values = {
+            "ModelPackageArn": (
+                group.replace(":model-package-group/", ":model-package/")
+                if group.startswith("arn:")
+                else d.arn("sagemaker", f"model-package/{name.lower()}")
+            )
+            + f"/{version}",
+            "ModelPackageVersion": version,
+            # What the source's deploy() serves, and so registers: a Deep Learning Container.
+            "Image": f"{DLC_ACCOUNTS[d.partition]}.dkr.ecr.{d.region}.{d.url_suffix}/"
+            "pytorch-inference:2.6-cpu-py312",
+            "ModelDataUrl": f"s3://{bucket}/training/{job}/output/model.tar.gz",
+            "Description": f"Trained by {job}",
+        }
+        values["Ref"] = values["ModelPackageArn"]
+        if attribute not in values:
+            return _unknown_attribute("Custom::RLApprovedModelVersion", attribute)
+        return values[attribute]
 
     # ---------------------------------------------------------------------- intrinsics
     def pseudo(self, name: str) -> str:
@@ -303,12 +351,16 @@ class TemplateResolver:
         return None
 
 
-#: SageMaker resource types whose Ref is the ARN, with their ARN resource type and name attribute.
+#: SageMaker resource types whose Ref is the ARN, with their ARN resource type and the property
+#: (and, but for the group, GetAtt attribute) that holds the name.
 SAGEMAKER_NAMED = {
     "AWS::SageMaker::Model": ("model", "ModelName"),
     "AWS::SageMaker::EndpointConfig": ("endpoint-config", "EndpointConfigName"),
     "AWS::SageMaker::Endpoint": ("endpoint", "EndpointName"),
+    "AWS::SageMaker::ModelPackageGroup": ("model-package-group", "ModelPackageGroupName"),
 }
+#: The Deep Learning Containers registry account per partition (of the regions tested here).
+DLC_ACCOUNTS = {"aws": "763104351884", "aws-cn": "727897471807", "aws-us-gov": "442386744353"}
 
 
 def _unknown_attribute(kind: str, attribute: str) -> str:
@@ -892,6 +944,84 @@ def signal_parser() -> Iterator[Callable[[Any], Any]]:
 
 
 # ============================================================================================
+# CloudFormation's own requests: the SageMaker resources of a template
+# ============================================================================================
+
+#: Resource type -> (the operation CloudFormation creates it with, the request member holding
+#: its name, the properties that are CloudFormation's own and not members of that request).
+CLOUDFORMATION_CREATES = {
+    "AWS::SageMaker::Model": ("CreateModel", "ModelName", ()),
+    "AWS::SageMaker::EndpointConfig": ("CreateEndpointConfig", "EndpointConfigName", ()),
+    "AWS::SageMaker::Endpoint": (
+        "CreateEndpoint",
+        "EndpointName",
+        # How CloudFormation updates the endpoint (UpdateEndpoint's own members).
+        (
+            "RetainAllVariantProperties",
+            "RetainDeploymentConfig",
+            "ExcludeRetainedVariantProperties",
+        ),
+    ),
+    # The group's resource policy is a request of its own (PutModelPackageGroupPolicy).
+    "AWS::SageMaker::ModelPackageGroup": (
+        "CreateModelPackageGroup",
+        "ModelPackageGroupName",
+        ("ModelPackageGroupPolicy",),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ResourceRequest:
+    stack: str
+    logical_id: str
+    integration: Integration
+    request: dict[str, Any]
+    resolver: TemplateResolver
+
+    @property
+    def operation(self) -> str:
+        return self.integration.operation
+
+
+def _sagemaker(operation: str) -> Integration:
+    return Integration("sagemaker", operation, "cloudformation")
+
+
+def cloudformation_requests(resolver: TemplateResolver, stack: str) -> list[ResourceRequest]:
+    """The requests CloudFormation makes for the template's SageMaker resources: the Create*
+    call (with the name CloudFormation generates when the template gives none), AddTags when a
+    resource's Tags change on update (what keeps the endpoint's serving-job tag current), and
+    PutModelPackageGroupPolicy for a group's policy."""
+    found = []
+    for logical_id, resource in resolver.resources.items():
+        kind = resource["Type"]
+        if kind not in CLOUDFORMATION_CREATES:
+            continue
+        operation, name_member, own = CLOUDFORMATION_CREATES[kind]
+        properties = resolver.resolve(resource.get("Properties", {}))
+        request = {k: v for k, v in properties.items() if k not in own}
+        request.setdefault(name_member, resolver.attribute(logical_id, SAGEMAKER_NAMED[kind][1]))
+        found.append(ResourceRequest(stack, logical_id, _sagemaker(operation), request, resolver))
+        if "Tags" in properties:
+            arn = resolver.attribute(logical_id, "Ref")
+            tags = {"ResourceArn": arn, "Tags": properties["Tags"]}
+            found.append(ResourceRequest(stack, logical_id, _sagemaker("AddTags"), tags, resolver))
+        if "ModelPackageGroupPolicy" in properties:
+            policy = properties["ModelPackageGroupPolicy"]
+            put = {
+                "ModelPackageGroupName": request[name_member],
+                "ResourcePolicy": policy if isinstance(policy, str) else json.dumps(policy),
+            }
+            found.append(
+                ResourceRequest(
+                    stack, logical_id, _sagemaker("PutModelPackageGroupPolicy"), put, resolver
+                )
+            )
+    return found
+
+
+# ============================================================================================
 # Fixtures: every state machine, walked, for a few realistic deployments
 # ============================================================================================
 
@@ -1092,6 +1222,51 @@ def test_signal_payloads_follow_the_handler_contract(
             assert parsed.training_job_name == event["TrainingJobName"]
 
 
+@pytest.fixture(scope="module", params=DEPLOYMENTS)
+def resource_requests(request: pytest.FixtureRequest, reference_out: Path) -> list[ResourceRequest]:
+    found = []
+    for stack in STACKS:
+        template = load_template(reference_out, stack)
+        resolver = TemplateResolver(template, Deployment(str(request.param), stack_name=stack))
+        found += cloudformation_requests(resolver, stack)
+    return found
+
+
+def test_every_sagemaker_resource_is_a_valid_api_request(
+    resource_requests: list[ResourceRequest],
+) -> None:
+    for item in resource_requests:
+        problems = request_problems(item.integration, item.request)
+        assert problems == [], (item.stack, item.logical_id, item.operation, problems)
+    per_stack = {
+        stack: {item.operation for item in resource_requests if item.stack == stack}
+        for stack in STACKS
+    }
+    serving = {"CreateModel", "CreateEndpointConfig", "CreateEndpoint"}
+    for stack in STACKS:
+        assert serving <= per_stack[stack], (stack, per_stack[stack])
+    for stack in ("RLCartPole-dev", "RLCartPole-prod"):
+        # The registry's group, and the endpoint's tag naming the job it serves (the next
+        # gate's champion), which CloudFormation sets with AddTags on every update.
+        assert {"CreateModelPackageGroup", "AddTags"} <= per_stack[stack], per_stack[stack]
+
+
+def test_the_staging_model_is_the_approved_version(
+    resource_requests: list[ResourceRequest],
+) -> None:
+    """Staging's CreateModel serves what Custom::RLApprovedModelVersion resolved."""
+    (item,) = [
+        r
+        for r in resource_requests
+        if r.stack == "RLCartPole-staging" and r.operation == "CreateModel"
+    ]
+    resources = item.resolver.resources
+    (lookup,) = [k for k, r in resources.items() if r["Type"] == "Custom::RLApprovedModelVersion"]
+    container = item.request["PrimaryContainer"]
+    assert container["Image"] == item.resolver.attribute(lookup, "Image")
+    assert container["ModelDataUrl"] == item.resolver.attribute(lookup, "ModelDataUrl")
+
+
 # ------------------------------------------------------------------------- test the tests
 @pytest.fixture(scope="module")
 def dev_machine(reference_out: Path) -> Machine:
@@ -1211,3 +1386,49 @@ def test_resolver_refuses_what_it_cannot_resolve(dev_machine: Machine) -> None:
     with pytest.raises(UnresolvedIntrinsic):
         resolver.resolve({"Ref": "NoSuchResource"})
     assert resolver.resolve({"Fn::Sub": "${AWS::Partition}:${!Literal}"}) == "aws:${Literal}"
+
+
+def _dev_resource_requests(
+    reference_out: Path, kind: str, mutate: Callable[[dict[str, Any]], None]
+) -> list[ResourceRequest]:
+    template = copy.deepcopy(load_template(reference_out, "RLCartPole-dev"))
+    (resource,) = [r for r in template["Resources"].values() if r["Type"] == kind]
+    mutate(resource["Properties"])
+    resolver = TemplateResolver(template, Deployment("us-east-1"))
+    return cloudformation_requests(resolver, "RLCartPole-dev")
+
+
+@pytest.mark.parametrize(
+    ("kind", "mutate", "expected"),
+    [
+        (
+            "AWS::SageMaker::ModelPackageGroup",
+            lambda p: p.update(ModelPackageGroupDescriptio=p.pop("ModelPackageGroupDescription")),
+            'Unknown parameter in input: "ModelPackageGroupDescriptio"',
+        ),
+        (
+            "AWS::SageMaker::ModelPackageGroup",
+            lambda p: p.update(ModelPackageGroupDescription="x" * 1025),
+            "1025 characters, at most 1024",
+        ),
+        (
+            "AWS::SageMaker::Endpoint",
+            lambda p: p["Tags"][0].update(Value="x" * 257),
+            "257 characters, at most 256",
+        ),
+        (
+            "AWS::SageMaker::Model",
+            lambda p: p["PrimaryContainer"].update(ModelDataUrl="/opt/ml/model.tar.gz"),
+            "does not match",
+        ),
+    ],
+    ids=["misspelt-group-member", "group-description-length", "tag-value-length", "model-url"],
+)
+def test_validation_catches_a_broken_resource(
+    reference_out: Path, kind: str, mutate: Callable[[dict[str, Any]], None], expected: str
+) -> None:
+    unmutated = _dev_resource_requests(reference_out, kind, lambda p: None)
+    assert [p for r in unmutated for p in request_problems(r.integration, r.request)] == []
+    broken = _dev_resource_requests(reference_out, kind, mutate)
+    problems = [p for r in broken for p in request_problems(r.integration, r.request)]
+    assert any(expected in problem for problem in problems), problems

@@ -14,7 +14,11 @@ import pytest
 
 from tests.conftest import ROOT, load_template, synth_app
 
-STACKS = ("RLCartPole-dev", "RLCartPole-prod")
+#: The environments that train and serve (same shape, different sizes and gates).
+TRAINED = ("RLCartPole-dev", "RLCartPole-prod")
+#: Serves dev's latest approved policy (ApprovedPolicy): no training of its own.
+STAGING = "RLCartPole-staging"
+STACKS = (*TRAINED, STAGING)
 
 #: Every cdk-nag finding the reference stack acknowledges instead of fixing, with where. A new
 #: wildcard makes this test fail until it is fixed or deliberately added here with its reason.
@@ -29,6 +33,25 @@ EXPECTED_ACKNOWLEDGEMENTS = {
         "CartPole/DeployTime/FunctionRole/DefaultPolicy/Resource",
         "Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
         "<CartPoleStateMachineB8B93C01.Name>:*",
+    ),
+    # The reward gate's function: X-Ray (as every bundled function), the gated job and the
+    # serving policy's job (named <base>-<timestamp> at deploy time), the evaluation file in
+    # their output archives, and the registry versions SageMaker numbers as it creates them.
+    ("CartPole/Gate/FunctionRole/DefaultPolicy/Resource", "Resource::*"),
+    (
+        "CartPole/Gate/FunctionRole/DefaultPolicy/Resource",
+        "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+        "training-job/cartpole-dev-*",
+    ),
+    (
+        "CartPole/Gate/FunctionRole/DefaultPolicy/Resource",
+        "Resource::arn:<AWS::Partition>:s3:::<CartPoleArtifactsDE17BBDC>/training/"
+        "cartpole-dev-*/output/output.tar.gz",
+    ),
+    (
+        "CartPole/Gate/FunctionRole/DefaultPolicy/Resource",
+        "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+        "model-package/cartpole-dev/*",
     ),
     ("CartPole/ExecutionRole/DefaultPolicy/Resource", "Resource::*"),
     (
@@ -87,6 +110,33 @@ EXPECTED_ACKNOWLEDGEMENTS = {
 }
 
 
+#: The same for the staging stack: the lookup of dev's latest approved version and the endpoint
+#: that serves it.
+STAGING_ACKNOWLEDGEMENTS = {
+    # The lookup: X-Ray, and sagemaker:ListModelPackages (acknowledged as having no resource
+    # type; tests/test_iam_lint.py holds it to the Service Authorization Reference).
+    ("CartPole/LookupFunctionRole/DefaultPolicy/Resource", "Resource::*"),
+    (
+        # DescribeModelPackage of the group's versions (numbered by SageMaker).
+        "CartPole/LookupFunctionRole/DefaultPolicy/Resource",
+        "Resource::arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+        "model-package/cartpole-dev/*",
+    ),
+    ("CartPole/Serving/PredictFunctionRole/DefaultPolicy/Resource", "Resource::*"),
+    ("CartPole/Serving/Role/DefaultPolicy/Resource", "Resource::*"),
+    (
+        # The approved version's image is only known at deploy time (the lookup's Image).
+        "CartPole/Serving/Role/DefaultPolicy/Resource",
+        "Resource::arn:<AWS::Partition>:ecr:<AWS::Region>:*:repository/*",
+    ),
+    (
+        "CartPole/Serving/Role/DefaultPolicy/Resource",
+        "Resource::arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:"
+        "/aws/sagemaker/Endpoints/RLCartPolestaging-CartPole-Serving-75F450F8:*",
+    ),
+}
+
+
 def cfn_lint(paths: list[Path]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(Path(sys.executable).parent / "cfn-lint"), *map(str, paths)],
@@ -98,7 +148,7 @@ def cfn_lint(paths: list[Path]) -> subprocess.CompletedProcess[str]:
 
 def test_one_stack_per_environment_with_different_instance_types(reference_out: Path) -> None:
     types = {}
-    for stack in STACKS:
+    for stack in TRAINED:
         template = load_template(reference_out, stack)
         configs = [
             r
@@ -154,6 +204,29 @@ def _acknowledged(reference_out: Path, stack: str) -> set[tuple[str, str]]:
 
 def test_cdk_nag_findings_are_fixed_or_acknowledged_as_listed(reference_out: Path) -> None:
     assert _acknowledged(reference_out, "RLCartPole-dev") == EXPECTED_ACKNOWLEDGEMENTS
+    assert _acknowledged(reference_out, STAGING) == STAGING_ACKNOWLEDGEMENTS
+
+
+def test_staging_serves_the_approved_version_without_training(reference_out: Path) -> None:
+    """Staging trains nothing: its model is the version the lookup resolves, after dev."""
+    resources = load_template(reference_out, STAGING)["Resources"]
+    kinds = {r["Type"] for r in resources.values()}
+    assert not kinds & {
+        "Custom::RLTrainingRun",
+        "Custom::RLPolicyGate",
+        "AWS::StepFunctions::StateMachine",
+        "AWS::S3::Bucket",
+        "AWS::SageMaker::ModelPackageGroup",
+    }, kinds
+    (lookup,) = [i for i, r in resources.items() if r["Type"] == "Custom::RLApprovedModelVersion"]
+    (model,) = [r for r in resources.values() if r["Type"] == "AWS::SageMaker::Model"]
+    container = model["Properties"]["PrimaryContainer"]
+    assert container["Image"] == {"Fn::GetAtt": [lookup, "Image"]}
+    assert container["ModelDataUrl"] == {"Fn::GetAtt": [lookup, "ModelDataUrl"]}
+    assert lookup in model["DependsOn"]
+    manifest = json.loads((reference_out / "manifest.json").read_text())
+    # `cdk deploy --all` deploys dev (which trains and registers) first.
+    assert "RLCartPole-dev" in manifest["artifacts"][STAGING]["dependencies"]
 
 
 def test_synth_is_deterministic(reference_out: Path, tmp_path: Path) -> None:
