@@ -1,7 +1,7 @@
-"""Step Functions that can run the training state machine.
+"""Step Functions that can run the training state machine and TrainAndServe.
 
-Three gaps of moto's interpreter (``{"stepfunctions": {"execute_state_machine": true}}``) stand
-between it and the training state machine:
+These gaps of moto's interpreter (``{"stepfunctions": {"execute_state_machine": true}}``) stand
+between it and the library's state machines:
 
 - CloudFormation creates state machines in the non-executing backend, so StartExecution on them
   says StateMachineDoesNotExist: the ``AWS::StepFunctions::StateMachine`` model is pointed at the
@@ -16,7 +16,17 @@ between it and the training state machine:
   training job, as the ``.sync`` integration does;
 - DescribeExecution serialises the output with ``json.dumps``, which fails (500) on timestamps
   left in an output (an ``aws-sdk`` task returning a description): it is serialised with
-  datetimes as ISO strings instead.
+  datetimes as ISO strings instead;
+- ``states:startExecution`` (TrainAndServe's ``Train``: the training machine as a nested
+  ``.sync:2`` execution) failed with ``States.Runtime`` on every request: see
+  :mod:`.stepfunctions_nested`;
+- a ``Fail`` state reporting a ``States.*`` error from a path crashed the execution,
+  ``aws-sdk`` error names were lower case and their timestamps broke ``States.JsonToString``:
+  see :mod:`.stepfunctions_asl`.
+
+The optimized SageMaker integrations without ``.sync`` (``createModel``, ``createEndpointConfig``,
+``createEndpoint``, ``updateEndpoint``) are plain calls to this emulator's SageMaker, so an endpoint
+a workflow creates or updates is served as one CloudFormation creates.
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from . import stepfunctions_asl, stepfunctions_nested
 from .runtime import LOG
 
 __all__ = ["install", "json_safe"]
@@ -273,12 +284,17 @@ def install() -> None:
     )
     original_factory = factory.state_task_service_for
 
+    states_class = stepfunctions_nested.states_service_class()
+
     def state_task_service_for(service_name: str) -> Any:
         if service_name == "sagemaker":
             return service_class()
+        if service_name == "states":
+            return states_class()
         return original_factory(service_name)
 
     # The state task factory calls this name from its own module globals.
     setattr(factory, "state_task_service_for", state_task_service_for)  # noqa: B010
     StepFunctionResponse.describe_execution = _describe_execution  # type: ignore[method-assign]
+    stepfunctions_asl.install()
     _installed = True
