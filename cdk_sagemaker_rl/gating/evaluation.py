@@ -74,15 +74,14 @@ def gated(
         )
     if gate is not None:
         gate.check_source(metric_names, estimator.node.path)
+    # The estimator's own group is created by the gate on its first registration, not by
+    # CloudFormation: AWS::SageMaker::ModelPackageGroup does not exist in every region (the
+    # China regions), and a record of what was trained must outlive the stack anyway.
+    own = registry.group is None
     group = (
-        group_from(estimator, "RegistryGroup", registry.group)
-        if registry.group is not None
-        else ModelPackageGroup(
-            estimator,
-            "Registry",
-            model_package_group_name=job_name_base,
-            description=f"Policies trained by {estimator.node.path} (cdk-sagemaker-rl)",
-        )
+        ModelPackageGroup.from_name(estimator, "Registry", job_name_base)
+        if own
+        else group_from(estimator, "RegistryGroup", registry.group)
     )
     return PolicyGate(
         estimator,
@@ -96,6 +95,9 @@ def gated(
         wait=wait,
         training_job_name=training_job_name,
         after=completion if wait else None,
+        create_group=(
+            f"Policies trained by {estimator.node.path} (cdk-sagemaker-rl)" if own else None
+        ),
     )
 
 
@@ -116,6 +118,7 @@ class PolicyGate(Construct):
         wait: bool,
         training_job_name: str,
         after: IDependable | None,
+        create_group: str | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.gate = gate
@@ -147,6 +150,16 @@ class PolicyGate(Construct):
                 output_key.grant_decrypt(self.function)
         acknowledge_wildcards(role, wildcards)
         group.grant_register(self.function)
+        if create_group is not None:
+            self.function.add_to_role_policy(
+                iam.PolicyStatement(
+                    actions=[
+                        "sagemaker:CreateModelPackageGroup",
+                        "sagemaker:DescribeModelPackageGroup",
+                    ],
+                    resources=[group.group_arn],
+                )
+            )
 
         properties: dict[str, Any] = {
             "TrainingJobName": training_job_name,
@@ -158,6 +171,8 @@ class PolicyGate(Construct):
             properties["Gate"] = gate.properties()
             if gate.max_regression is not None:
                 properties["EndpointArn"] = Lazy.any(Later(self._endpoint_arn))
+        if create_group is not None:
+            properties["CreateGroup"] = {"Description": create_group}
         if registry.manual_approval:
             properties["ApprovalTimeoutSeconds"] = str(int(registry.timeout.to_seconds()))
         self.properties = properties

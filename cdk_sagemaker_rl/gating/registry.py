@@ -34,11 +34,9 @@ GROUP_ARN = re.compile(
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
 #: What a consuming account needs on a shared group to find and serve its approved versions.
 READ_ACTIONS = ("sagemaker:DescribeModelPackage", "sagemaker:ListModelPackages")
-#: ListModelPackages has no resource type: IAM allows it on "*" only.
-_LIST_REASON = (
-    "sagemaker:ListModelPackages has no resource type (IAM allows only '*'); the request names "
-    "the one model package group, and DescribeModelPackage is scoped to that group's versions."
-)
+#: ListModelPackages names the group and lists its versions: it is granted on both ARNs, as
+#: SageMaker's cross-account (AWS RAM) example grants it.
+_VERSIONS_REASON = "SageMaker numbers the group's versions as they are created."
 
 
 def check_group_name(value: object, argument: str = "model_package_group_name") -> str:
@@ -71,30 +69,31 @@ class ModelPackageGroupBase(Resource):
         """Find and describe this group's versions (what a promotion's lookup does)."""
         grant = iam.Grant.add_to_principal(
             grantee=grantee,
-            actions=["sagemaker:DescribeModelPackage"],
-            resource_arns=[self.packages_arn],
-        )
-        iam.Grant.add_to_principal(
-            grantee=grantee, actions=["sagemaker:ListModelPackages"], resource_arns=["*"]
-        )
-        role = grantee.grant_principal
-        if isinstance(role, iam.Role):
-            acknowledge_wildcard(role, "*", _LIST_REASON)
-            acknowledge_wildcard(role, self.packages_arn, "The group's versions are numbered.")
-        return grant
-
-    def grant_register(self, grantee: iam.IGrantable) -> iam.Grant:
-        """Add versions to this group and read them back (what a gate does)."""
-        grant = iam.Grant.add_to_principal(
-            grantee=grantee,
-            actions=["sagemaker:CreateModelPackage", "sagemaker:DescribeModelPackage"],
+            actions=list(READ_ACTIONS),
             resource_arns=[self.group_arn, self.packages_arn],
         )
         role = grantee.grant_principal
         if isinstance(role, iam.Role):
-            acknowledge_wildcard(
-                role, self.packages_arn, "Versions are numbered by SageMaker as they are created."
-            )
+            acknowledge_wildcard(role, self.packages_arn, _VERSIONS_REASON)
+        return grant
+
+    def grant_register(self, grantee: iam.IGrantable) -> iam.Grant:
+        """Add versions to this group, read them back, and reject one whose deploy was rolled
+        back (what a gate does)."""
+        grant = iam.Grant.add_to_principal(
+            grantee=grantee,
+            # ListModelPackages: a rollback finds the version it goes back to.
+            actions=["sagemaker:CreateModelPackage", *READ_ACTIONS],
+            resource_arns=[self.group_arn, self.packages_arn],
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee,
+            actions=["sagemaker:UpdateModelPackage"],
+            resource_arns=[self.packages_arn],
+        )
+        role = grantee.grant_principal
+        if isinstance(role, iam.Role):
+            acknowledge_wildcard(role, self.packages_arn, _VERSIONS_REASON)
         return grant
 
 

@@ -96,7 +96,8 @@ def model_role(
         wildcards.append(
             (
                 attached_repositories,
-                "An attached job's training image is only known at deploy time.",
+                "The image is only known at deploy time (an attached job's training image, an "
+                "approved model package version's image); pass deploy(image=...) to pin one.",
             )
         )
     acknowledge_wildcards(role, wildcards)

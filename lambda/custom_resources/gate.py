@@ -18,7 +18,8 @@ Evaluation:
 
 Properties / payload: ``TrainingJobName``, ``ModelPackageGroupName``, ``ApprovalStatus`` (what a
 passing policy gets), ``Container`` (``Image``, ``Environment``: how the version is served),
-optional ``EndpointArn``, ``ApprovalTimeoutSeconds`` and ``Gate`` (``Metric``, ``Comparison``,
+optional ``EndpointArn``, ``ApprovalTimeoutSeconds``, ``CreateGroup`` (``Description``: create
+the group on first use) and ``Gate`` (``Metric``, ``Comparison``,
 ``Threshold``, ``MaxRegression``, ``Source`` {``Kind``: ``FinalMetric`` | ``EvaluationFile``,
 ``File``}).
 Result (Data): ``Verdict`` (``passed``/``failed``), ``Message``, ``Value``, ``ModelPackageArn``,
@@ -270,6 +271,32 @@ def _metadata(job: Mapping[str, Any], verdict: str, value: float | None) -> dict
     return properties
 
 
+def ensure_group(group: str, create: object) -> None:
+    """The estimator's own group is created on its first registration (``CreateGroup``)."""
+    if not isinstance(create, Mapping):
+        return
+    sagemaker = aws_client("sagemaker")
+    try:
+        sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+        return
+    except ClientError as err:
+        if not (is_not_found(err) or "does not exist" in str(err)):
+            raise
+    try:
+        sagemaker.create_model_package_group(
+            ModelPackageGroupName=group,
+            ModelPackageGroupDescription=str(create.get("Description", ""))[:1024],
+        )
+        logger.info("model package group created", model_package_group=group)
+    except ClientError as err:
+        # Another evaluation created it in the meantime: that is the group we want.
+        if "already exists" not in str(err) and err.response.get("Error", {}).get("Code") not in (
+            "ConflictException",
+            "ResourceInUse",
+        ):
+            raise
+
+
 def register(
     job: Mapping[str, Any],
     group: str,
@@ -288,19 +315,28 @@ def register(
     if environment:
         inference["Environment"] = dict(environment)
     token = hashlib.sha256(f"{group}/{job['TrainingJobName']}/{status}".encode()).hexdigest()
-    response = aws_client("sagemaker").create_model_package(
-        ModelPackageGroupName=group,
-        ModelPackageDescription=description[:1024],
-        InferenceSpecification={
-            "Containers": [inference],
-            "SupportedContentTypes": ["application/json"],
-            "SupportedResponseMIMETypes": ["application/json"],
-        },
-        ModelApprovalStatus=status,
-        MetadataProperties={"GeneratedBy": str(job["TrainingJobArn"])},
-        CustomerMetadataProperties=dict(metadata),
-        ClientToken=token[:36],
-    )
+    try:
+        response = aws_client("sagemaker").create_model_package(
+            ModelPackageGroupName=group,
+            ModelPackageDescription=description[:1024],
+            InferenceSpecification={
+                "Containers": [inference],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            ModelApprovalStatus=status,
+            MetadataProperties={"GeneratedBy": str(job["TrainingJobArn"])},
+            CustomerMetadataProperties=dict(metadata),
+            ClientToken=token[:36],
+        )
+    except ClientError as err:
+        if "does not exist" in str(err) or is_not_found(err):
+            raise GateError(
+                f"Model package group {group} does not exist, so training job "
+                f"{job['TrainingJobName']} cannot be registered: create it (a ModelPackageGroup "
+                "construct) or leave ModelRegistry(group=...) unset for the estimator's own"
+            ) from None
+        raise
     return str(response["ModelPackageArn"])
 
 
@@ -335,6 +371,7 @@ def evaluate_job(properties: Mapping[str, Any]) -> dict[str, str]:
             f"(registered as Rejected in model package group {group}); the endpoint keeps "
             "serving the previous policy."
         )
+    ensure_group(group, properties.get("CreateGroup"))
     arn = register(job, group, container, status, message, _metadata(job, verdict, value))
     logger.info(
         "gate verdict", verdict=verdict, value=value, model_package_arn=arn, explanation=message
@@ -359,33 +396,105 @@ def _str(value: object) -> str | None:
 
 
 # ---------------------------------------------------------------- CloudFormation (fit(wait=True))
-def _previous_verdict(request: CustomResourceRequest) -> dict[str, str] | None:
-    """On a rollback's Update (the old job again), the version already registered for it."""
-    arn = request.physical_resource_id or ""
-    if ":model-package/" not in arn:
-        return None
-    try:
-        package = aws_client("sagemaker").describe_model_package(ModelPackageName=arn)
-    except ClientError as err:
-        if is_not_found(err):
-            return None
-        raise
+def _verdict_of(arn: str, package: Mapping[str, Any]) -> dict[str, str]:
+    """The Data a registered version was first answered with (evaluate_job's keys)."""
     metadata = package.get("CustomerMetadataProperties") or {}
-    if metadata.get("TrainingJobName") != request.properties.get("TrainingJobName"):
-        return None
     return {
         "Verdict": str(metadata.get("GateVerdict", "passed")),
         "Message": str(package.get("ModelPackageDescription", "")),
         "Value": str(metadata.get("GateValue", "")),
         "ModelPackageArn": arn,
         "ApprovalStatus": str(package.get("ModelApprovalStatus", "")),
-        "TrainingJobName": str(metadata["TrainingJobName"]),
-        "ApprovalDeadline": "",  # evaluate_job's keys: the same Data as the first answer
+        "TrainingJobName": str(metadata.get("TrainingJobName", "")),
+        "ApprovalDeadline": "",
     }
 
 
+#: How many of a group's newest versions a rollback looks through for its job's version.
+ROLLBACK_SEARCH = 20
+
+
+def _rolling_back(request: CustomResourceRequest) -> bool:
+    """An Update from a newer job to an older one of the same estimator: CloudFormation rolling
+    the deploy back. Job names end in their start time and a new training always has a newer
+    name, so nothing else goes back in time."""
+    old = str(request.old_properties.get("TrainingJobName") or "")
+    new = str(request.properties.get("TrainingJobName") or "")
+    return request.request_type == "Update" and bool(old) and bool(new) and new < old
+
+
+def _version_of(job: str, arns: list[str]) -> dict[str, str] | None:
+    sagemaker = aws_client("sagemaker")
+    for arn in arns:
+        try:
+            package = sagemaker.describe_model_package(ModelPackageName=arn)
+        except ClientError as err:
+            if is_not_found(err):
+                continue
+            raise
+        if (package.get("CustomerMetadataProperties") or {}).get("TrainingJobName") == job:
+            return _verdict_of(arn, package)
+    return None
+
+
+def _previous_verdict(request: CustomResourceRequest, rolling_back: bool) -> dict[str, str] | None:
+    """The version already registered for this Update's job: a job is judged once.
+
+    The physical id names it when only other properties changed; on a rollback the older job's
+    version is one of the group's newest.
+    """
+    if request.request_type != "Update":
+        return None
+    job = str(request.properties.get("TrainingJobName") or "")
+    hint = request.physical_resource_id or ""
+    arns = [hint] if ":model-package/" in hint else []
+    if rolling_back:
+        listed = (
+            aws_client("sagemaker")
+            .list_model_packages(
+                ModelPackageGroupName=str(request.properties.get("ModelPackageGroupName") or ""),
+                SortBy="CreationTime",
+                SortOrder="Descending",
+                MaxResults=ROLLBACK_SEARCH,
+            )
+            .get("ModelPackageSummaryList", [])
+        )
+        arns += [str(v["ModelPackageArn"]) for v in listed]
+    return _version_of(job, arns) if job and arns else None
+
+
+def _withdraw_rolled_back(request: CustomResourceRequest) -> None:
+    """The version a rolled-back deploy was to serve never served: it is marked Rejected.
+
+    It passed the gate, but a later resource failed (the model did not load, say), so that no
+    promotion serves it, its approval is withdrawn.
+    """
+    arn = request.physical_resource_id or ""
+    old = str(request.old_properties.get("TrainingJobName") or "")
+    if ":model-package/" not in arn:
+        return
+    sagemaker = aws_client("sagemaker")
+    package = sagemaker.describe_model_package(ModelPackageName=arn)
+    metadata = package.get("CustomerMetadataProperties") or {}
+    if metadata.get("TrainingJobName") != old or package.get("ModelApprovalStatus") != "Approved":
+        return
+    new = request.properties.get("TrainingJobName")
+    sagemaker.update_model_package(
+        ModelPackageArn=arn,
+        ModelApprovalStatus="Rejected",
+        ApprovalDescription=(
+            f"The deploy that was to serve training job {old} failed and was rolled back to "
+            f"{new}; this version never served."
+        )[:1024],
+    )
+    logger.info("rolled-back version rejected", model_package_arn=arn, training_job_name=old)
+
+
 def _gate(request: CustomResourceRequest) -> Outcome:
-    result = _previous_verdict(request) or evaluate_job(request.properties)
+    rolling_back = _rolling_back(request)
+    if rolling_back:
+        _withdraw_rolled_back(request)
+    result = _previous_verdict(request, rolling_back) or evaluate_job(request.properties)
     if result["Verdict"] != "passed":
         return Outcome.failed(request.fallback_physical_id(), result["Message"])
     return Outcome(physical_resource_id=result["ModelPackageArn"], data=result)

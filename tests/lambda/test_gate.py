@@ -876,6 +876,64 @@ def test_update_to_another_job_judges_and_registers_it(
     ]
 
 
+def test_a_rolled_back_deploy_rejects_the_version_that_never_served(
+    gate: ModuleType,
+    moto: RegistryMoto,
+    http_server: RecordingServer,
+    cfn_event: Any,
+    context: FakeContext,
+) -> None:
+    trained(moto, OLD_JOB, eval_reward_mean=460.0)
+    first = run_gate(gate, http_server, cfn_event, context, props(OLD_JOB))
+    trained(moto, JOB, eval_reward_mean=470.0)
+    second = run_gate(
+        gate, http_server, cfn_event, context, props(JOB), "Update", first["PhysicalResourceId"]
+    )
+    assert second["PhysicalResourceId"] == version_arn(2)
+
+    # A later resource failed (the model did not load): CloudFormation goes back to OLD_JOB.
+    event = cfn_event(
+        "Update",
+        http_server.url("/cfn?sig=1"),
+        props(OLD_JOB),
+        resource_type="Custom::RLPolicyGate",
+        physical_resource_id=second["PhysicalResourceId"],
+        old_properties=props(JOB),
+    )
+    gate.on_event(event, context)
+    rolled_back = http_server.requests[-1].json()
+
+    assert rolled_back["Status"] == "SUCCESS"
+    assert rolled_back["Data"]["TrainingJobName"] == OLD_JOB
+    # (moto's UpdateModelPackage drops the metadata: the versions are told apart by number.)
+    statuses = {v["ModelPackageArn"]: v["ModelApprovalStatus"] for v in versions(moto)}
+    assert statuses == {version_arn(1): "Approved", version_arn(2): "Rejected"}
+    withdrawn = moto.sagemaker.describe_model_package(ModelPackageName=version_arn(2))
+    assert "never served" in withdrawn["ApprovalDescription"]
+
+
+def test_an_update_to_a_newer_job_rejects_nothing(
+    gate: ModuleType,
+    moto: RegistryMoto,
+    http_server: RecordingServer,
+    cfn_event: Any,
+    context: FakeContext,
+) -> None:
+    trained(moto, OLD_JOB, eval_reward_mean=460.0)
+    first = run_gate(gate, http_server, cfn_event, context, props(OLD_JOB))
+    trained(moto, JOB, eval_reward_mean=470.0)
+    event = cfn_event(
+        "Update",
+        http_server.url("/cfn?sig=1"),
+        props(JOB),
+        resource_type="Custom::RLPolicyGate",
+        physical_resource_id=first["PhysicalResourceId"],
+        old_properties=props(OLD_JOB),
+    )
+    gate.on_event(event, context)
+    assert [v["ModelApprovalStatus"] for v in versions(moto)] == ["Approved", "Approved"]
+
+
 @pytest.mark.parametrize("physical", [version_arn(1), "create-failed:req-0000"])
 def test_delete_answers_success_and_keeps_every_version(
     gate: ModuleType,
@@ -1103,3 +1161,45 @@ def test_a_serving_policy_that_cannot_be_scored_leaves_the_threshold_alone(
         in message
     )
     assert f"training job {OLD_JOB}" in message and "the threshold alone applies" in message
+
+
+def test_the_estimators_own_group_is_created_on_first_registration(
+    gate: ModuleType,
+    moto: RegistryMoto,
+    http_server: RecordingServer,
+    cfn_event: Any,
+    context: FakeContext,
+) -> None:
+    group = "cartpole-fresh"
+    trained(moto, OLD_JOB, eval_reward_mean=460.0)
+    create = {"CreateGroup": {"Description": "Policies trained by App/CartPole"}}
+    first = run_gate(
+        gate, http_server, cfn_event, context, props(OLD_JOB, ModelPackageGroupName=group, **create)
+    )
+    assert first["Status"] == "SUCCESS", first.get("Reason")
+    described = moto.sagemaker.describe_model_package_group(ModelPackageGroupName=group)
+    assert described["ModelPackageGroupDescription"] == "Policies trained by App/CartPole"
+    # The next registration finds it and creates nothing.
+    trained(moto, JOB, eval_reward_mean=470.0)
+    second = run_gate(
+        gate, http_server, cfn_event, context, props(JOB, ModelPackageGroupName=group, **create)
+    )
+    assert second["PhysicalResourceId"].endswith(f"model-package/{group}/2")
+    assert len(moto.sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]) >= 1
+
+
+def test_a_group_the_user_named_is_never_created(
+    gate: ModuleType,
+    moto: RegistryMoto,
+    http_server: RecordingServer,
+    cfn_event: Any,
+    context: FakeContext,
+) -> None:
+    trained(moto, JOB, eval_reward_mean=470.0)
+    body = run_gate(
+        gate, http_server, cfn_event, context, props(JOB, ModelPackageGroupName="not-there")
+    )
+    assert body["Status"] == "FAILED"
+    assert "not-there" in body["Reason"]
+    listed = moto.sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    assert "not-there" not in [g["ModelPackageGroupName"] for g in listed]
