@@ -16,6 +16,7 @@ from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_ssm as ssm
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
@@ -47,6 +48,11 @@ REWARD_METRIC = {
 
 #: Where the example writes its deterministic evaluation (/opt/ml/output/data/evaluation.json).
 EVALUATION_FILE = "evaluation.json"
+
+
+def artifacts_key_parameter(environment: str) -> str:
+    """The SSM parameter holding an environment's artifacts key ARN, for its promotions."""
+    return f"/cdk-sagemaker-rl/cartpole-{environment.lower()}/artifacts-key-arn"
 
 
 def job_name_base(environment: str) -> str:
@@ -84,6 +90,13 @@ class CartPoleStack(cdk.Stack):
             bucket_encryption_key=key,
             output_kms_key=key,
         )
+        ssm.StringParameter(
+            self,
+            "ArtifactsKeyArn",
+            parameter_name=artifacts_key_parameter(construct_id.split("-")[-1]),
+            string_value=key.key_arn,
+            description="The key of this environment's artifacts: promotions decrypt with it",
+        )
         estimator.fit()
         estimator.deploy(
             instance_type=settings["serve_instance_type"],
@@ -100,7 +113,12 @@ class PromotedCartPoleStack(cdk.Stack):
     """Serves the latest approved policy another environment trained: no training here."""
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, settings: Mapping[str, Any], **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Mapping[str, Any],
+        **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         key = kms.Key(
@@ -116,13 +134,23 @@ class PromotedCartPoleStack(cdk.Stack):
             # `cdk deploy -c release=<anything new>` looks the latest approved version up again.
             revision=self.node.try_get_context("release"),
         )
-        approved.deploy(
+        endpoint = approved.deploy(
             settings["serve_instance_type"],
             int(settings.get("serve_initial_instance_count", 1)),
             entry_point="inference.py",
             kms_key=key,
             **_serving_options(settings),
         )
+        # The source environment's artifacts are encrypted with its key: its ARN is read from
+        # the parameter that stack publishes, at deploy time (no cross-stack export to pin).
+        source_key = kms.Key.from_key_arn(
+            self,
+            "SourceArtifactsKey",
+            ssm.StringParameter.value_for_string_parameter(
+                self, artifacts_key_parameter(settings["serve_approved_from"])
+            ),
+        )
+        source_key.grant_decrypt(endpoint.role)
 
 
 def _gate(settings: Mapping[str, Any]) -> RewardGate | None:
@@ -189,8 +217,10 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
     env = cdk.Environment(account=account, region=region) if region else None
     overrides = _overrides(app)
     stacks: dict[str, cdk.Stack] = {}
+    # An environment serving another's approved policy needs that one's stack (its key).
+    wanted = {only, environments.get(only, {}).get("serve_approved_from")} if only else None
     for name, settings in environments.items():
-        if only and name != only:
+        if wanted is not None and name not in wanted:
             continue
         settings = {**settings, **overrides}
         if "hyperparameters" in overrides:
@@ -202,23 +232,33 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
             # The emulator has no bootstrap-version SSM parameter rule support on updates.
             cdk.DefaultStackSynthesizer(generate_bootstrap_version_rule=False) if local else None
         )
-        promoted = "serve_approved_from" in settings
-        stacks[name] = (PromotedCartPoleStack if promoted else CartPoleStack)(
+        source = settings.get("serve_approved_from")
+        if source is None:
+            stacks[name] = CartPoleStack(
+                app,
+                f"RLCartPole-{name}",
+                settings=settings,
+                env=env,
+                synthesizer=synthesizer,
+                description=f"cdk-sagemaker-rl reference app: CartPole-v1 train-and-serve ({name})",
+            )
+            continue
+        if source not in stacks:
+            raise SystemExit(
+                f"environment {name!r} serves {source!r}'s approved policy: list {source!r} "
+                f"before it under {ENVIRONMENTS_KEY!r} in cdk.json"
+            )
+        promoted = PromotedCartPoleStack(
             app,
             f"RLCartPole-{name}",
             settings=settings,
             env=env,
             synthesizer=synthesizer,
-            description=(
-                f"cdk-sagemaker-rl reference app: CartPole-v1 "
-                f"{'serving an approved policy' if promoted else 'train-and-serve'} ({name})"
-            ),
+            description=f"cdk-sagemaker-rl reference app: CartPole-v1 from {source} ({name})",
         )
-    for name, stack in stacks.items():
-        source = environments[name].get("serve_approved_from")
-        if source in stacks:
-            # `cdk deploy --all`: the source environment trains (and registers) first.
-            stack.add_stack_dependency(stacks[source])
+        # `cdk deploy --all`: the source environment trains (and registers) first.
+        promoted.add_stack_dependency(stacks[source])
+        stacks[name] = promoted
     cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app))
     return app
 
