@@ -285,7 +285,7 @@ def test_create_or_update_then_poll_until_in_service(synth: Synth) -> None:
         assert states[state]["Next"] == "WaitForEndpoint"
         assert states[state]["Resource"].endswith(f":sagemaker:{state[0].lower()}{state[1:]}")
     assert (states["WaitForEndpoint"]["Seconds"], states["WaitForEndpoint"]["Next"]) == (
-        30,
+        10,
         "CheckEndpoint",
     )
     assert states["CheckEndpoint"]["Next"] == "EndpointReady?"

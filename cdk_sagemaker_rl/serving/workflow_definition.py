@@ -17,8 +17,10 @@ from constructs import Construct
 from .._tokens import PARTITION
 from .gate_states import WorkflowGate, gate_states, tag_champion
 
-#: Seconds between two DescribeEndpoint calls while an endpoint is changing.
-POLL_SECONDS = 30
+#: Seconds between two DescribeEndpoint calls while an endpoint is changing: an endpoint takes
+#: minutes on AWS, where 10 s costs a few cents of state transitions a year; locally it takes
+#: seconds, and a longer wait would only be idle time after the model already serves.
+POLL_SECONDS = 10
 #: Endpoint states that end by themselves: wait for them before acting on the endpoint.
 TRANSITIONAL_STATUSES = ("Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting")
 #: What SageMaker's DescribeEndpoint error says when the endpoint does not exist. Matching the
