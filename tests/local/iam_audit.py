@@ -261,6 +261,27 @@ def _sagemaker(resource_type: str, name_key: str) -> _Mapper:
     return mapper
 
 
+def _by_arn(arn_key: str) -> _Mapper:
+    """An operation whose request names its resource by ARN (as given, or a name in a group)."""
+
+    def mapper(op: str, params: Mapping[str, Any], region: str, account: str) -> list[Permission]:
+        value = str(params[arn_key])
+        if not value.startswith("arn:"):
+            value = _arn("sagemaker", region, account, f"model-package-group/{value.lower()}")
+        return [Permission(f"sagemaker:{op}", value)]
+
+    return mapper
+
+
+def _create_model_package(
+    op: str, params: Mapping[str, Any], region: str, account: str
+) -> list[Permission]:
+    """A new version of the group: IAM sees the version's ARN (its number is SageMaker's)."""
+    group = str(params["ModelPackageGroupName"]).split("/")[-1].lower()
+    version = _arn("sagemaker", region, account, f"model-package/{group}/1")
+    return [Permission(f"sagemaker:{op}", version)]
+
+
 def _create_training_job(
     op: str, params: Mapping[str, Any], region: str, account: str
 ) -> list[Permission]:
@@ -316,6 +337,18 @@ JSON_OPERATIONS: dict[tuple[str, str], _Mapper] = {
     ("sagemaker", "DescribeTrainingJob"): _sagemaker("training-job", "TrainingJobName"),
     ("sagemaker", "StopTrainingJob"): _sagemaker("training-job", "TrainingJobName"),
     ("sagemaker", "DescribeEndpoint"): _sagemaker("endpoint", "EndpointName"),
+    ("sagemaker", "CreateModelPackageGroup"): _sagemaker(
+        "model-package-group", "ModelPackageGroupName"
+    ),
+    ("sagemaker", "DescribeModelPackageGroup"): _sagemaker(
+        "model-package-group", "ModelPackageGroupName"
+    ),
+    ("sagemaker", "CreateModelPackage"): _create_model_package,
+    ("sagemaker", "DescribeModelPackage"): _by_arn("ModelPackageName"),
+    ("sagemaker", "UpdateModelPackage"): _by_arn("ModelPackageArn"),
+    ("sagemaker", "ListModelPackages"): _by_arn("ModelPackageGroupName"),
+    ("sagemaker", "ListTags"): _by_arn("ResourceArn"),
+    ("sagemaker", "AddTags"): _by_arn("ResourceArn"),
     ("states", "StartExecution"): _states("stateMachineArn"),
     ("states", "ListExecutions"): _states("stateMachineArn"),
     ("states", "DescribeStateMachine"): _states("stateMachineArn"),

@@ -13,9 +13,11 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import iam_audit
 import pytest
@@ -100,9 +102,13 @@ def test_deploy_serves_then_redeploys_safely_under_load_and_destroys(
     # The emulator the deploy starts records every request it serves, for the IAM audit.
     for key, value in iam_audit.recording_environment(tmp_path / "requests.jsonl").items():
         monkeypatch.setenv(key, value)
-    deployed, port = deploy(state, "--hyperparameters", '{"total_timesteps": 1024}')
+    deployed, port = deploy(state, "--hyperparameters", '{"total_timesteps": 10240}')
     try:
         assert deployed.returncode == 0, deployed.stdout[-3000:] + deployed.stderr[-3000:]
+        # The reference app's gate (cdk.json: eval_reward_mean >= 450) passed, and said so.
+        verdict = next(x for x in deployed.stdout.splitlines() if x.startswith("gate verdict: "))
+        assert "Reward gate passed for training job cartpole-dev-" in verdict, verdict
+        assert "eval_reward_mean = 500, required >= 450" in verdict, verdict
         assert "episode_reward_mean" in deployed.stdout  # training progress was shown
         assert "reward curve" in deployed.stdout + deployed.stderr, deployed.stdout[-2000:]
         line = next(x for x in deployed.stdout.splitlines() if "sample prediction" in x)
@@ -132,8 +138,13 @@ def test_deploy_serves_then_redeploys_safely_under_load_and_destroys(
         with PredictLoad(port, function) as load:
             time.sleep(1)
             started = time.monotonic()
+            # Another policy that passes the gate, and answers the probe differently.
             redeployed = local(
-                state, port, "deploy", "--hyperparameters", '{"total_timesteps": 10240}'
+                state,
+                port,
+                "deploy",
+                "--hyperparameters",
+                '{"total_timesteps": 10240, "n_steps": 512}',
             )
             update_seconds = time.monotonic() - started
             time.sleep(1)
@@ -147,7 +158,27 @@ def test_deploy_serves_then_redeploys_safely_under_load_and_destroys(
         assert load.answers[0] != load.answers[-1], "the answers never switched"
         assert _switches(load.answers) == 1, "answers went back and forth between policies"
 
-        # 2. A policy whose inference script raises at load: the deploy fails with the
+        # 2. A policy trained on too small a budget fails the reward gate: the deploy fails
+        #    naming the metric, its value and the bar, and the endpoint keeps its policy.
+        gated = local(state, port, "deploy", "--hyperparameters", '{"total_timesteps": 512}')
+        assert gated.returncode != 0, gated.stdout[-3000:]
+        reason = next(
+            line.strip()
+            for line in gated.stderr.splitlines()
+            if "Reward gate failed for training job cartpole-dev-" in line
+        )
+        print(f"gate message: {reason}")
+        measured = float(reason.split("eval_reward_mean = ")[1].split(",")[0])
+        assert measured < 450 and ", required >= 450." in reason, reason
+        assert "the endpoint keeps serving the previous policy" in reason, reason
+        assert _mean_reward(local(state, port, "play", "--episodes", "20")) >= 450
+        assert [v["ModelApprovalStatus"] for v in _versions(port)] == [
+            "Approved",
+            "Approved",
+            "Rejected",
+        ]
+
+        # 3. A policy whose inference script raises at load: the deploy fails with the
         #    container's error, and the endpoint keeps serving the previous policy.
         broken = tmp_path / "broken"
         shutil.copytree(ROOT / "examples" / "cartpole", broken)
@@ -169,7 +200,7 @@ def test_deploy_serves_then_redeploys_safely_under_load_and_destroys(
             "--source-dir",
             str(broken),
             "--hyperparameters",
-            '{"total_timesteps": 512}',
+            '{"total_timesteps": 10240}',  # passes the gate: the container is what fails
         )
         failed_seconds = time.monotonic() - started
         print(f"failed redeploy: {failed_seconds:.0f} s")
@@ -177,14 +208,13 @@ def test_deploy_serves_then_redeploys_safely_under_load_and_destroys(
         assert "broken-policy: model_fn refuses to load" in failed.stdout + failed.stderr, (
             failed.stdout[-3000:] + failed.stderr[-3000:]
         )
-        played = local(state, port, "play", "--episodes", "20")
-        assert played.returncode == 0, played.stderr[-3000:]
-        mean = float(
-            played.stdout.split("mean reward over 20 CartPole-v1 episodes: ")[1].split()[0]
-        )
-        assert mean >= 450, played.stdout
+        assert _mean_reward(local(state, port, "play", "--episodes", "20")) >= 450
+        # The version that passed the gate but never served is withdrawn, for promotions.
+        broken_version = _versions(port)[-1]
+        assert broken_version["ModelApprovalStatus"] == "Rejected", broken_version
+        assert "never served" in broken_version.get("ApprovalDescription", ""), broken_version
 
-        # 3. The load's requests and responses were captured to S3 (JSON Lines).
+        # 4. The load's requests and responses were captured to S3 (JSON Lines).
         captured = _captured_records(port)
         inputs = [json.loads(r["captureData"]["endpointInput"]["data"]) for r in captured]
         outputs_seen = [json.loads(r["captureData"]["endpointOutput"]["data"]) for r in captured]
@@ -196,6 +226,29 @@ def test_deploy_serves_then_redeploys_safely_under_load_and_destroys(
     assert destroyed.returncode == 0, destroyed.stderr
     assert "destroyed" in destroyed.stdout
     assert wait_until_gone(state) == []
+
+
+def _mean_reward(played: subprocess.CompletedProcess[str]) -> float:
+    assert played.returncode == 0, played.stderr[-3000:]
+    text = played.stdout.split("mean reward over 20 CartPole-v1 episodes: ")[1]
+    return float(text.split()[0])
+
+
+def _versions(port: int) -> list[dict[str, Any]]:
+    """The dev estimator's registry versions, oldest first."""
+    import boto3
+
+    sagemaker = boto3.session.Session().client(
+        "sagemaker",
+        endpoint_url=f"http://127.0.0.1:{port}",
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    listed = sagemaker.list_model_packages(
+        ModelPackageGroupName="cartpole-dev", SortBy="CreationTime", SortOrder="Ascending"
+    )["ModelPackageSummaryList"]
+    return [sagemaker.describe_model_package(ModelPackageName=v["ModelPackageArn"]) for v in listed]
 
 
 def _captured_records(port: int) -> list[dict[str, object]]:
