@@ -164,10 +164,18 @@ def test_nothing_serves_until_approved_then_another_stack_serves_it_without_trai
         assert predict(emulator, output(gated, "PredictFunctionName"))[0] in (0, 1)
         # The workflow ends once it sees the endpoint serve, and tags it with the job.
         wait_for(lambda: workflow_status(emulator) == "SUCCEEDED", 60, "the workflow to end")
+        # Trained by the training machine as a nested execution of the job's name; the model
+        # and endpoint config are named after it and serve its artifact.
+        job = package["CustomerMetadataProperties"]["TrainingJobName"]
+        training = sagemaker.describe_training_job(TrainingJobName=job)
+        assert sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == job
+        assert (
+            sagemaker.describe_model(ModelName=job)["PrimaryContainer"]["ModelDataUrl"]
+            == (training["ModelArtifacts"]["S3ModelArtifacts"])
+        )
         tags = sagemaker.list_tags(
             ResourceArn=sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
         )["Tags"]
-        job = package["CustomerMetadataProperties"]["TrainingJobName"]
         assert {"Key": "cdk-sagemaker-rl:training-job", "Value": job} in tags
 
         # Promotion: the approved version, served by a second stack, without training.

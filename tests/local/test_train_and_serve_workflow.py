@@ -1,33 +1,25 @@
-"""TrainAndServe, deployed with the real ``cdk`` CLI into the local emulator and run to the end.
+"""The Step Functions states TrainAndServe relies on, run by the local emulator's interpreter.
 
-A user's app (tests/local/apps/workflow_app.py) trains in ``fit(wait=False)`` and serves with
-``deploy()``: the deploy only starts the TrainAndServe execution, which trains through the
-training state machine as a nested ``startExecution.sync:2`` execution, creates the model and the
-endpoint config (optimized SageMaker integrations), finds no endpoint (``aws-sdk`` DescribeEndpoint
-caught, ``StringMatches`` on its cause), creates it, waits and polls it until it serves the new
-config (``StringEqualsPath``). The endpoint then answers through the predict function, the stack is
-destroyed and no process is left behind.
+Nested executions (``startExecution.sync:2``: output parsed, a child's failure is the task's,
+stopping the parent stops the child), a Fail state reporting a ``States.*`` error from a path, and
+the missing-endpoint Catch (``StringMatches`` on the cause of an ``aws-sdk`` DescribeEndpoint).
+The whole workflow, deployed with the real ``cdk`` CLI, runs in
+tests/local/test_gating_promotion.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from conftest import EmulatorProcess, start_emulator
-from local_cli import processes_using, wait_until_gone
-from test_gating_promotion import cdk, endpoint_status, output, predict, wait_for
+from test_gating_promotion import wait_for
 
 pytestmark = pytest.mark.integration
-
-APP = Path(__file__).resolve().parent / "apps" / "workflow_app.py"
-STACK = "RLWorkflow"
 
 
 @pytest.fixture
@@ -37,26 +29,6 @@ def emulator(tmp_path: Path) -> Iterator[EmulatorProcess]:
         yield running
     finally:
         running.stop()
-
-
-def deploy(emulator: EmulatorProcess, out: Path) -> dict[str, str]:
-    outputs_file = out / f"{STACK}.outputs.json"
-    result = cdk(
-        emulator,
-        out,
-        "deploy",
-        STACK,
-        "--app",
-        f"{sys.executable} {APP.name}",
-        "--method=direct",
-        "--require-approval",
-        "never",
-        "--outputs-file",
-        str(outputs_file),
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    outputs: dict[str, str] = json.loads(outputs_file.read_text())[STACK]
-    return outputs
 
 
 def finished(emulator: EmulatorProcess, execution_arn: str) -> dict[str, Any] | None:
@@ -212,83 +184,3 @@ def test_nested_executions_and_the_states_serving_relies_on(
     assert result["Error"]["Error"] == "SageMaker.SageMakerException"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result["Group"]["Created"])
     assert json.loads(result["Group"]["Described"])["ModelPackageGroupName"] == "group"
-
-
-def test_train_and_serve_trains_creates_the_endpoint_and_serves(
-    emulator: EmulatorProcess, tmp_path: Path
-) -> None:
-    sagemaker = emulator.client("sagemaker")
-    sfn = emulator.client("stepfunctions")
-    out = tmp_path / "cdk.out"
-    started = time.monotonic()
-    bootstrap = cdk(emulator, out, "bootstrap", "aws://123456789012/us-east-1")
-    assert bootstrap.returncode == 0, bootstrap.stderr[-3000:]
-    try:
-        outputs = deploy(emulator, out)
-        deployed = time.monotonic()
-        job = output(outputs, "TrainingJobName")
-        endpoint = output(outputs, "EndpointName")
-        machine = output(outputs, "TrainAndServeStateMachineArn")
-        # fit(wait=False): the deploy started TrainAndServe, named as the job, and returned.
-        (execution,) = sfn.list_executions(stateMachineArn=machine)["executions"]
-        assert execution["name"] == job
-
-        described = wait_for(
-            lambda: finished(emulator, execution["executionArn"]), 240, "TrainAndServe"
-        )
-        served = time.monotonic()
-        events = history(emulator, execution["executionArn"])
-        entered = [
-            e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
-        ]
-        assert described["status"] == "SUCCEEDED", (
-            described.get("error"),
-            described.get("cause"),
-            entered,
-        )
-        assert entered[:6] == [
-            "Train",
-            "NameServingResources",
-            "CreateModel",
-            "CreateEndpointConfig",
-            "FindEndpoint",
-            "EndpointMissing?",
-        ]
-        assert entered[6:9] == ["CreateEndpoint", "WaitForEndpoint", "CheckEndpoint"]
-        assert entered[-2:] == ["EndpointReady?", "Served"]
-
-        # Trained by the training machine, as a nested execution of the same name.
-        (nested,) = sfn.list_executions(
-            stateMachineArn=output(outputs, "DeployTimeStateMachineArn")
-        )["executions"]
-        assert (nested["name"], nested["status"]) == (job, "SUCCEEDED")
-        nested_input = json.loads(
-            sfn.describe_execution(executionArn=nested["executionArn"])["input"]
-        )
-        assert nested_input == {
-            "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID": execution["executionArn"]
-        }
-        training = sagemaker.describe_training_job(TrainingJobName=job)
-        assert training["TrainingJobStatus"] == "Completed"
-
-        # Served: the model and config named after the execution, the endpoint on that config.
-        assert endpoint_status(emulator, endpoint) == "InService"
-        description = sagemaker.describe_endpoint(EndpointName=endpoint)
-        assert description["EndpointConfigName"] == job
-        model = sagemaker.describe_model(ModelName=job)
-        assert (
-            model["PrimaryContainer"]["ModelDataUrl"]
-            == (training["ModelArtifacts"]["S3ModelArtifacts"])
-        )
-        assert predict(emulator, output(outputs, "PredictFunctionName"))[0] in (0, 1)
-        print(
-            f"\ndeploy {deployed - started:.1f} s (bootstrap included), "
-            f"TrainAndServe {served - deployed:.1f} s"
-        )
-    finally:
-        destroy = cdk(emulator, out, "destroy", STACK, "--force", "--app", str(out))
-    assert destroy.returncode == 0, (destroy.stdout + destroy.stderr)[-3000:]
-    assert sagemaker.list_endpoints()["Endpoints"] == []
-    emulator.stop()
-    assert wait_until_gone(emulator.state_dir) == []
-    assert processes_using(emulator.state_dir) == []
