@@ -102,3 +102,28 @@ def test_the_endpoint_example_grants_invoke_endpoint_to_the_api_and_the_function
         if resource["Type"] == "AWS::CloudWatch::Alarm" and "RollbackAlarms" not in logical_id
     ]
     assert [a["Properties"].get("MetricName") for a in alarms] == ["Invocation5XXErrors"]
+
+
+def test_the_gating_example_gates_registers_and_promotes() -> None:
+    (block,) = _section_code("Gating and promotion")
+    app = cdk.App()
+    stack = cdk.Stack(app, "Gated", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        exec(compile(block, "README.md", "exec"), {"self": stack})
+        template = app.synth().get_stack_by_name("Gated").template
+    finally:
+        os.chdir(cwd)
+    types = [r["Type"] for r in template["Resources"].values()]
+    assert types.count("Custom::RLPolicyGate") == 1
+    assert types.count("Custom::RLApprovedModelVersion") == 1
+    (gate,) = [r for r in template["Resources"].values() if r["Type"] == "Custom::RLPolicyGate"]
+    assert gate["Properties"]["Gate"]["Metric"] == "eval_reward_mean"
+    assert gate["Properties"]["ModelPackageGroupName"] == "cartpole-dev"
+    (lookup,) = [
+        r for r in template["Resources"].values() if r["Type"] == "Custom::RLApprovedModelVersion"
+    ]
+    assert json.dumps(lookup["Properties"]["ModelPackageGroup"]).endswith(
+        ':model-package-group/cartpole-dev"]]}'
+    )
