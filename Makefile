@@ -34,7 +34,7 @@ destroy: install
 ## wait on subprocesses (cdk, training, model servers) while the synth tests keep a core busy.
 ## Each test file stays on one worker (--dist loadfile), so module fixtures synthesize once.
 test: install
-	$(PY) -m pytest -n 2 --dist loadfile
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(VENV)/bin/ruff check .

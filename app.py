@@ -191,7 +191,8 @@ def _serving_options(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _overrides(app: cdk.App) -> dict[str, Any]:
-    """``-c hyperparameters='{...}'`` and ``-c source_dir=...``: what local mode lets you try."""
+    """``-c hyperparameters='{...}'``, ``-c source_dir=...`` and ``-c gate_threshold=N``: what
+    local mode lets you try."""
     overrides: dict[str, Any] = {}
     hyperparameters = app.node.try_get_context("hyperparameters")
     if hyperparameters:
@@ -201,6 +202,12 @@ def _overrides(app: cdk.App) -> dict[str, Any]:
     source_dir = app.node.try_get_context("source_dir")
     if source_dir:
         overrides["source_dir"] = source_dir
+    threshold = app.node.try_get_context("gate_threshold")
+    if threshold is not None:
+        try:
+            overrides["gate_threshold"] = float(threshold)
+        except ValueError:
+            raise SystemExit(f"-c gate_threshold={threshold!r}: a number, e.g. 450") from None
     return overrides
 
 
@@ -223,6 +230,8 @@ def build_app(context: Mapping[str, Any] | None = None, outdir: str | None = Non
         if wanted is not None and name not in wanted:
             continue
         settings = {**settings, **overrides}
+        if "gate_threshold" in overrides and settings.get("gate"):
+            settings["gate"] = {**settings["gate"], "threshold": overrides["gate_threshold"]}
         if "hyperparameters" in overrides:
             settings["hyperparameters"] = {
                 **environments[name].get("hyperparameters", {}),

@@ -76,8 +76,9 @@ def reference_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 #: The longest test files, longest first (measured: `make test` with --durations=0). With
-#: `-n 2 --dist loadfile` files are handed to the workers in collection order, so a long file
-#: collected late runs alone at the end (306 s instead of about 215 s here): start them first.
+#: `-n 2 --dist loadfile --no-loadscope-reorder` files are handed to the workers in collection
+#: order. xdist's default reorders files by their number of tests, which put these one-test files
+#: last, to run alone at the end (306 s instead of about 215 s here): they start first instead.
 LONGEST_FIRST = (
     "tests/local/test_serving_updates.py",
     "tests/local/test_gating_promotion.py",
