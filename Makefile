@@ -30,11 +30,13 @@ demo: install
 destroy: install
 	$(PY) -m cdk_sagemaker_rl.local destroy
 
-## README command 2: the whole test suite, on two workers (pytest-xdist): the local-mode tests
-## wait on subprocesses (cdk, training, model servers) while the synth tests keep a core busy.
-## Each test file stays on one worker (--dist loadfile), so module fixtures synthesize once.
+## README command 2: the whole test suite, on three workers (pytest-xdist) for two cores: the
+## local-mode tests mostly wait on subprocesses (cdk, training, model servers) while the synth
+## tests keep the cores busy (measured: 211 s; 260 s with another process holding a core).
+## Each test file stays on one worker (--dist loadfile), so module fixtures synthesize once, and
+## files start in collection order (--no-loadscope-reorder): the longest first (tests/conftest.py).
 test: install
-	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(VENV)/bin/ruff check .
