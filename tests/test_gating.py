@@ -156,6 +156,7 @@ def test_the_gate_runs_after_training_and_before_the_model(synth: Synth) -> None
     }
     # The champion is read from the endpoint by its synth-time ARN (Ref would be a cycle).
     assert properties["EndpointArn"] == arn(f"endpoint/{synth.gated.endpoint_name.lower()}")
+    assert properties["ChampionTag"] == "cdk-sagemaker-rl:training-job"
     image = properties["Container"]["Image"]
     assert "pytorch-inference" in image
     assert properties["Container"]["Environment"] == {"SAGEMAKER_PROGRAM": "inference.py"}

@@ -29,7 +29,7 @@ from .._iam import acknowledge_wildcards
 from .._lazy import Later
 from .._s3 import S3Location
 from ..errors import ValidationError, invalid
-from ..serving import RLEndpoint, WorkflowGate
+from ..serving import TRAINING_JOB_TAG, RLEndpoint, WorkflowGate
 from .gate import RewardGate
 from .registry import ModelPackageGroup, ModelPackageGroupBase, ModelRegistry, group_from
 
@@ -171,6 +171,7 @@ class PolicyGate(Construct):
             properties["Gate"] = gate.properties()
             if gate.max_regression is not None:
                 properties["EndpointArn"] = Lazy.any(Later(self._endpoint_arn))
+                properties["ChampionTag"] = TRAINING_JOB_TAG
         if create_group is not None:
             properties["CreateGroup"] = {"Description": create_group}
         if registry.manual_approval:

@@ -18,7 +18,8 @@ Evaluation:
 
 Properties / payload: ``TrainingJobName``, ``ModelPackageGroupName``, ``ApprovalStatus`` (what a
 passing policy gets), ``Container`` (``Image``, ``Environment``: how the version is served),
-optional ``EndpointArn``, ``ApprovalTimeoutSeconds``, ``CreateGroup`` (``Description``: create
+optional ``EndpointArn`` and ``ChampionTag`` (the endpoint tag naming the job it serves),
+``ApprovalTimeoutSeconds``, ``CreateGroup`` (``Description``: create
 the group on first use) and ``Gate`` (``Metric``, ``Comparison``,
 ``Threshold``, ``MaxRegression``, ``Source`` {``Kind``: ``FinalMetric`` | ``EvaluationFile``,
 ``File``}).
@@ -52,8 +53,6 @@ from custom_resources._cfn import (
 
 logger = JsonLogger("cdk-sagemaker-rl.gate")
 
-#: The endpoint tag naming the training job whose policy it serves (the champion).
-TRAINING_JOB_TAG: Final = "cdk-sagemaker-rl:training-job"
 #: The evaluation file is read from this archive, as SageMaker uploads /opt/ml/output/data/.
 OUTPUT_ARCHIVE: Final = "output/output.tar.gz"
 #: An evaluation file larger than this is not a metrics file; refuse rather than read it.
@@ -202,7 +201,7 @@ NO_CHAMPION = "no policy serves yet"
 
 
 def _champion(
-    endpoint_arn: str | None, gate: Gate, job_name: str
+    endpoint_arn: str | None, tag_key: str | None, gate: Gate, job_name: str
 ) -> tuple[tuple[str, float] | None, str]:
     """The serving policy's job and score, or None and why there is none.
 
@@ -210,7 +209,7 @@ def _champion(
     evaluation-file gate) must not block every later deploy: the threshold alone applies then,
     and the verdict says why.
     """
-    if gate.max_regression is None or not endpoint_arn:
+    if gate.max_regression is None or not endpoint_arn or not tag_key:
         return None, NO_CHAMPION
     try:
         tags = aws_client("sagemaker").list_tags(ResourceArn=endpoint_arn).get("Tags", [])
@@ -218,7 +217,7 @@ def _champion(
         if is_not_found(err) or err.response.get("Error", {}).get("Code") == "ValidationException":
             return None, NO_CHAMPION
         raise
-    serving = next((t["Value"] for t in tags if t.get("Key") == TRAINING_JOB_TAG), None)
+    serving = next((t["Value"] for t in tags if t.get("Key") == tag_key), None)
     if not serving:
         return None, NO_CHAMPION
     if serving == job_name:
@@ -355,7 +354,9 @@ def evaluate_job(properties: Mapping[str, Any]) -> dict[str, str]:
     if properties.get("Gate"):
         gate = Gate.parse(properties["Gate"])
         value = metric_value(job, gate)
-        champion, why_none = _champion(_str(properties.get("EndpointArn")), gate, job_name)
+        champion, why_none = _champion(
+            _str(properties.get("EndpointArn")), _str(properties.get("ChampionTag")), gate, job_name
+        )
         passed, text = judge(gate, value, champion, why_none)
     else:
         passed, text = True, "no gate: every trained policy is registered"

@@ -542,7 +542,7 @@ def test_a_job_that_is_not_completed_cannot_be_judged(
 def champion_props(**gate_overrides: Any) -> dict[str, Any]:
     spec = {"max_regression": 10.0, **gate_overrides}
     endpoint_arn = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:endpoint/{ENDPOINT}"
-    return props(gate=gate_spec(**spec), EndpointArn=endpoint_arn)
+    return props(gate=gate_spec(**spec), EndpointArn=endpoint_arn, ChampionTag=TAG)
 
 
 def test_challenger_slightly_worse_than_the_serving_policy_passes_within_max_regression(
@@ -692,7 +692,9 @@ def test_without_max_regression_the_endpoint_is_not_read(
     endpoint_arn = moto.endpoint(ENDPOINT, {TAG: OLD_JOB})
     trained(moto, JOB, eval_reward_mean=455.0)
 
-    body = run_gate(gate, http_server, cfn_event, context, props(EndpointArn=endpoint_arn))
+    body = run_gate(
+        gate, http_server, cfn_event, context, props(EndpointArn=endpoint_arn, ChampionTag=TAG)
+    )
 
     assert body["Status"] == "SUCCESS"
     assert list_tags_calls == []
