@@ -14,7 +14,6 @@ import io
 import json
 import tarfile
 import textwrap
-import time
 import zipfile
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 from conftest import EmulatorProcess
+from test_emulator import outputs, resource_events, settled_stack, wait_until
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -57,40 +57,6 @@ GATE = """
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 60, poll: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def settled_stack(emulator: EmulatorProcess, name: str, timeout: float = 60) -> dict[str, Any]:
-    cfn = emulator.client("cloudformation")
-
-    def settled() -> dict[str, Any] | None:
-        stack: dict[str, Any] = cfn.describe_stacks(StackName=name)["Stacks"][0]
-        return None if stack["StackStatus"].endswith("_IN_PROGRESS") else stack
-
-    result: dict[str, Any] = wait_until(settled, timeout)
-    return result
-
-
-def outputs(stack: dict[str, Any]) -> dict[str, str]:
-    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
-
-
-def resource_events(emulator: EmulatorProcess, stack: str) -> list[tuple[str, str, str]]:
-    """(logical id, status, reason), oldest first."""
-    events = emulator.client("cloudformation").describe_stack_events(StackName=stack)
-    return [
-        (e["LogicalResourceId"], e["ResourceStatus"], e.get("ResourceStatusReason") or "")
-        for e in reversed(events["StackEvents"])
-    ]
 
 
 def error_of(call: Callable[[], Any]) -> dict[str, str]:
@@ -635,7 +601,7 @@ def gated_endpoint(local_emulator: EmulatorProcess) -> str:
     assert stack["StackStatus"] == "CREATE_COMPLETE", resource_events(
         local_emulator, "gated-serving"
     )
-    return outputs(stack)["Arn"]
+    return str(outputs(stack)["Arn"])
 
 
 def serving(emulator: EmulatorProcess) -> tuple[str, str]:
