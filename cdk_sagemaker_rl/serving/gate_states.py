@@ -24,7 +24,7 @@ from .._iam import acknowledge_wildcards
 from .._tokens import PARTITION
 
 #: The endpoint tag naming the training job whose policy it serves: the champion of the next
-#: gate. The gate function reads it (lambda/custom_resources/gate.py, TRAINING_JOB_TAG).
+#: gate. The gate function is told this key (its ``ChampionTag`` property) with the endpoint.
 TRAINING_JOB_TAG = "cdk-sagemaker-rl:training-job"
 
 

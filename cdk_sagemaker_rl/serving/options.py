@@ -250,8 +250,9 @@ def _refuse_with_serverless(
 
 
 class DeployOptions(TypedDict, total=False):
-    """The keyword options of every ``deploy()``, in one place (``**options`` of those that
-    forward them to :class:`~.endpoint.RLEndpoint` as they are)."""
+    """``deploy()``'s keyword options, for a ``deploy(**options)`` that forwards them to
+    :class:`~.endpoint.RLEndpoint` as they are (``ApprovedPolicy``). ``RLEstimator.deploy`` and
+    ``AttachedTrainingJob.deploy`` still spell their options out in their signatures."""
 
     entry_point: str | None
     image: Any

@@ -38,6 +38,7 @@ from typing import Any
 
 from . import stepfunctions_asl, stepfunctions_nested
 from .runtime import LOG
+from .sync_tasks import StopsWhatItAwaits
 
 __all__ = ["install", "json_safe"]
 
@@ -85,7 +86,7 @@ def _sagemaker_service_class() -> type[Any]:
     boto_client_for = _moto(f"{asl}.utils.boto_client", "boto_client_for")
     to_json_str = _moto(f"{asl}.utils.encoding", "to_json_str")
 
-    class SageMakerTaskService(callback_base):  # type: ignore[misc,valid-type]
+    class SageMakerTaskService(StopsWhatItAwaits, callback_base):  # type: ignore[misc,valid-type]
         """``arn:aws:states:::sagemaker:<action>[.sync|.waitForTaskToken]``."""
 
         def __init__(self) -> None:
@@ -191,27 +192,10 @@ def _sagemaker_service_class() -> type[Any]:
 
             return resolve
 
-        def _eval_sync(
-            self,
-            env: Any,
-            sync_resolver: Callable[[], Any] | None,
-            timeout_seconds: int | None,
-            callback_endpoint: Any,
-            heartbeat_endpoint: Any,
-        ) -> Any:
-            try:
-                return super()._eval_sync(
-                    env=env,
-                    sync_resolver=sync_resolver,
-                    timeout_seconds=timeout_seconds,
-                    callback_endpoint=callback_endpoint,
-                    heartbeat_endpoint=heartbeat_endpoint,
-                )
-            finally:
-                if self._sync_job is not None and not env.is_running():
-                    self._stop_job()
+        def _awaited(self) -> bool:
+            return self._sync_job is not None
 
-        def _stop_job(self) -> None:
+        def _stop_awaited(self) -> None:
             """The execution stopped (or timed out) while waiting: stop the job, as Step
             Functions' ``.sync`` integration does."""
             assert self._sync_job is not None

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .runtime import LOG
+from .sync_tasks import StopsWhatItAwaits
 
 __all__ = ["states_service_class"]
 
@@ -70,7 +71,7 @@ def states_service_class() -> type[Any]:
         "moto.stepfunctions.parser.asl.utils.boto_client"
     ).boto_client_for
 
-    class StatesTaskService(base):  # type: ignore[misc,valid-type]
+    class StatesTaskService(StopsWhatItAwaits, base):  # type: ignore[misc,valid-type]
         """moto's ``states`` service with Step Functions' request and answer shapes."""
 
         def __init__(self) -> None:
@@ -134,27 +135,10 @@ def states_service_class() -> type[Any]:
             )
             return resolver
 
-        def _eval_sync(
-            self,
-            env: Any,
-            sync_resolver: Callable[[], Any] | None,
-            timeout_seconds: int | None,
-            callback_endpoint: Any,
-            heartbeat_endpoint: Any,
-        ) -> Any:
-            try:
-                return super()._eval_sync(
-                    env=env,
-                    sync_resolver=sync_resolver,
-                    timeout_seconds=timeout_seconds,
-                    callback_endpoint=callback_endpoint,
-                    heartbeat_endpoint=heartbeat_endpoint,
-                )
-            finally:
-                if self._child is not None and not env.is_running():
-                    self._stop_child()
+        def _awaited(self) -> bool:
+            return self._child is not None
 
-        def _stop_child(self) -> None:
+        def _stop_awaited(self) -> None:
             """The parent stopped (or the task timed out) while waiting: stop the child, as
             Step Functions' ``.sync`` integration does."""
             assert self._child is not None
