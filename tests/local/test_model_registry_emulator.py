@@ -10,18 +10,22 @@ the endpoint stack, serving a tiny JSON "policy".
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
-import textwrap
-import zipfile
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 from conftest import EmulatorProcess
-from test_emulator import outputs, resource_events, settled_stack, wait_until
+from test_emulator import (
+    outputs,
+    resource_events,
+    role_arn,
+    settled_stack,
+    tar_gz,
+    wait_until,
+    zip_files,
+)
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -88,33 +92,6 @@ def inference_specification(model_url: str = "s3://models/policy/model.tar.gz") 
         "SupportedContentTypes": ["application/json"],
         "SupportedResponseMIMETypes": ["application/json"],
     }
-
-
-def tar_gz(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        for name, text in files.items():
-            data = textwrap.dedent(text).encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            archive.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
-
-
-def zip_files(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, text in files.items():
-            archive.writestr(name, textwrap.dedent(text))
-    return buffer.getvalue()
-
-
-def role_arn(emulator: EmulatorProcess, name: str = "registry-test-role") -> str:
-    iam = emulator.client("iam")
-    try:
-        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
-    except ClientError:
-        return str(iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"])
 
 
 # --- versions through the API -------------------------------------------------------------------
