@@ -475,6 +475,16 @@ def test_manual_approval_needs_a_deploy_that_can_wait_for_it() -> None:
             lambda: ModelPackageGroup(cdk.Stack(), "G", shared_with_accounts=["12"]),
             "shared_with_accounts",
         ),
+        (
+            lambda: ModelPackageGroup(cdk.Stack(), "G", description="x" * 1025),
+            "description=",
+        ),
+        (
+            lambda: ApprovedPolicy(cdk.Stack(), "P", model_package_group="g").deploy(
+                "ml.m5.large", image=42
+            ),
+            "image=42",
+        ),
     ],
 )
 def test_registry_and_promotion_options_are_checked(build: Any, named: str) -> None:
@@ -488,6 +498,10 @@ def test_deploy_arguments_of_the_wrong_kind_are_refused() -> None:
         _estimator().deploy(**DEPLOY, gate={"metric": "x"})  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="registry="):
         _estimator().deploy(**DEPLOY, registry="rl")  # type: ignore[arg-type]
+    approved = ApprovedPolicy(cdk.Stack(), "Once", model_package_group="g")
+    approved.deploy("ml.m5.large", entry_point="inference.py")
+    with pytest.raises(ValidationError, match="deploy\\(\\) was already called"):
+        approved.deploy("ml.m5.large", entry_point="inference.py")
     with pytest.raises(ValidationError, match="unknown option"):
         ApprovedPolicy(cdk.Stack(), "P", model_package_group="g").deploy(
             "ml.m5.large",

@@ -254,3 +254,12 @@ def test_local_target_has_a_concrete_environment_and_no_bootstrap_rule(tmp_path:
     assert "CheckBootstrapVersion" not in template.get("Rules", {})
     assert not (out / "RLCartPole-prod.template.json").exists()
     shutil.rmtree(out)
+
+
+def test_a_gate_threshold_override_must_be_a_number() -> None:
+    from app import build_app
+    from tests.conftest import cdk_json_context
+
+    context = {**cdk_json_context(), "environment": "dev", "gate_threshold": "high"}
+    with pytest.raises(SystemExit, match="gate_threshold='high': a number"):
+        build_app(context)
