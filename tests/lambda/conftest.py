@@ -291,6 +291,45 @@ def cfn_event() -> Callable[..., dict[str, Any]]:
     return make_cfn_event
 
 
+@pytest.fixture
+def cfn_call(http_server: RecordingServer, context: FakeContext) -> Callable[..., dict[str, Any]]:
+    """Sends one CloudFormation request to a custom-resource handler's ``on_event``.
+
+    The response URL is ``http_server`` (a test module's override of it included). Checks that
+    exactly one response was PUT there, that ``on_event`` returned it and that it answers this
+    request; returns its body.
+    """
+
+    def call(
+        handler: ModuleType,
+        properties: dict[str, Any],
+        request_type: str = "Create",
+        physical_resource_id: str | None = None,
+        *,
+        old_properties: dict[str, Any] | None = None,
+        resource_type: str = "Custom::RLTrainingRun",
+    ) -> dict[str, Any]:
+        event = make_cfn_event(
+            request_type,
+            http_server.url("/cfn?sig=1"),
+            properties,
+            resource_type=resource_type,
+            physical_resource_id=physical_resource_id,
+            old_properties=old_properties,
+        )
+        before = len(http_server.requests)
+        returned = handler.on_event(event, context)
+        assert len(http_server.requests) == before + 1
+        put = http_server.requests[-1]
+        assert put.method == "PUT" and put.path == "/cfn?sig=1"
+        body: dict[str, Any] = put.json()
+        assert returned == body
+        assert body["RequestId"] == "req-0001" and body["StackId"] == event["StackId"]
+        return body
+
+    return call
+
+
 class Moto:
     """Helpers that create moto resources and set states moto would never reach by itself."""
 

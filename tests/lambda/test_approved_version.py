@@ -15,7 +15,7 @@ import pytest
 
 RegistryMoto: TypeAlias = Any
 RecordingServer: TypeAlias = Any
-FakeContext: TypeAlias = Any
+Lookup: TypeAlias = Callable[..., dict[str, Any]]
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 GROUP = "cartpole-ppo"
@@ -71,28 +71,26 @@ def add_versions(moto: RegistryMoto, *statuses: str) -> list[str]:
     ]
 
 
+@pytest.fixture
 def lookup(
-    handler: ModuleType,
-    server: RecordingServer,
-    cfn_event: Callable[..., dict[str, Any]],
-    context: FakeContext,
-    properties: dict[str, Any],
-    request_type: str = "Create",
-    physical_resource_id: str | None = None,
-) -> dict[str, Any]:
-    event = cfn_event(
-        request_type,
-        server.url("/cfn"),
-        properties,
-        resource_type="Custom::RLApprovedModelVersion",
-        physical_resource_id=physical_resource_id,
-    )
-    before = len(server.requests)
-    returned = handler.on_event(event, context)
-    assert len(server.requests) == before + 1
-    body: dict[str, Any] = server.requests[-1].json()
-    assert returned == body
-    return body
+    approved_version: ModuleType, moto: RegistryMoto, cfn_call: Callable[..., dict[str, Any]]
+) -> Lookup:
+    """Sends one CloudFormation request to the handler (see ``cfn_call``); returns the response."""
+
+    def request(
+        properties: dict[str, Any],
+        request_type: str = "Create",
+        physical_resource_id: str | None = None,
+    ) -> dict[str, Any]:
+        return cfn_call(
+            approved_version,
+            properties,
+            request_type,
+            physical_resource_id,
+            resource_type="Custom::RLApprovedModelVersion",
+        )
+
+    return request
 
 
 def statuses(moto: RegistryMoto) -> list[str]:
@@ -104,16 +102,11 @@ def statuses(moto: RegistryMoto) -> list[str]:
 
 @pytest.mark.parametrize("group", [GROUP_ARN, GROUP], ids=["group-arn", "group-name"])
 def test_newest_approved_version_is_served_pending_and_rejected_ones_are_skipped(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    group: str,
+    lookup: Lookup, moto: RegistryMoto, group: str
 ) -> None:
     add_versions(moto, "Approved", "Approved", "PendingManualApproval", "Rejected")
 
-    body = lookup(approved_version, http_server, cfn_event, context, {"ModelPackageGroup": group})
+    body = lookup({"ModelPackageGroup": group})
 
     assert body["Status"] == "SUCCESS" and body["Reason"] == ""
     assert body["PhysicalResourceId"] == version_arn(2)
@@ -128,13 +121,7 @@ def test_newest_approved_version_is_served_pending_and_rejected_ones_are_skipped
     assert statuses(moto) == ["Approved", "Approved", "PendingManualApproval", "Rejected"]
 
 
-def test_the_description_of_the_version_is_passed_on(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-) -> None:
+def test_the_description_of_the_version_is_passed_on(lookup: Lookup, moto: RegistryMoto) -> None:
     moto.sagemaker.create_model_package(
         ModelPackageGroupName=GROUP,
         ModelPackageDescription="Reward gate passed: eval_reward_mean = 487, required >= 450.",
@@ -146,7 +133,7 @@ def test_the_description_of_the_version_is_passed_on(
         },
     )
 
-    body = lookup(approved_version, http_server, cfn_event, context, {"ModelPackageGroup": GROUP})
+    body = lookup({"ModelPackageGroup": GROUP})
 
     assert body["Data"]["Description"] == (
         "Reward gate passed: eval_reward_mean = 487, required >= 450."
@@ -154,32 +141,16 @@ def test_the_description_of_the_version_is_passed_on(
 
 
 def test_a_version_approved_later_is_found_by_the_next_revision(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    lookup: Lookup, moto: RegistryMoto
 ) -> None:
     add_versions(moto, "Approved", "PendingManualApproval")
-    first = lookup(
-        approved_version,
-        http_server,
-        cfn_event,
-        context,
-        {"ModelPackageGroup": GROUP_ARN, "Revision": "r1"},
-    )
+    first = lookup({"ModelPackageGroup": GROUP_ARN, "Revision": "r1"})
     moto.sagemaker.update_model_package(
         ModelPackageArn=version_arn(2), ModelApprovalStatus="Approved"
     )
 
     second = lookup(
-        approved_version,
-        http_server,
-        cfn_event,
-        context,
-        {"ModelPackageGroup": GROUP_ARN, "Revision": "r2"},
-        request_type="Update",
-        physical_resource_id=first["PhysicalResourceId"],
+        {"ModelPackageGroup": GROUP_ARN, "Revision": "r2"}, "Update", first["PhysicalResourceId"]
     )
 
     assert first["PhysicalResourceId"] == version_arn(1)
@@ -190,21 +161,11 @@ def test_a_version_approved_later_is_found_by_the_next_revision(
 
 
 def test_pinned_version_is_served_even_when_a_newer_one_is_approved(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    lookup: Lookup, moto: RegistryMoto
 ) -> None:
     add_versions(moto, "Approved", "Approved", "Approved")
 
-    body = lookup(
-        approved_version,
-        http_server,
-        cfn_event,
-        context,
-        {"ModelPackageGroup": GROUP_ARN, "Version": "2"},
-    )
+    body = lookup({"ModelPackageGroup": GROUP_ARN, "Version": "2"})
 
     assert body["Status"] == "SUCCESS"
     assert body["PhysicalResourceId"] == version_arn(2)
@@ -219,22 +180,11 @@ def test_pinned_version_is_served_even_when_a_newer_one_is_approved(
 
 @pytest.mark.parametrize("status", ["PendingManualApproval", "Rejected"])
 def test_pinned_version_that_is_not_approved_fails_naming_its_status(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    status: str,
+    lookup: Lookup, moto: RegistryMoto, status: str
 ) -> None:
     add_versions(moto, "Approved", status)
 
-    body = lookup(
-        approved_version,
-        http_server,
-        cfn_event,
-        context,
-        {"ModelPackageGroup": GROUP_ARN, "Version": "2"},
-    )
+    body = lookup({"ModelPackageGroup": GROUP_ARN, "Version": "2"})
 
     assert body["Status"] == "FAILED"
     assert body["Reason"] == (
@@ -244,22 +194,10 @@ def test_pinned_version_that_is_not_approved_fails_naming_its_status(
     assert body["Data"] == {}
 
 
-def test_pinned_version_that_does_not_exist_fails(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-) -> None:
+def test_pinned_version_that_does_not_exist_fails(lookup: Lookup, moto: RegistryMoto) -> None:
     add_versions(moto, "Approved")
 
-    body = lookup(
-        approved_version,
-        http_server,
-        cfn_event,
-        context,
-        {"ModelPackageGroup": GROUP_ARN, "Version": "7"},
-    )
+    body = lookup({"ModelPackageGroup": GROUP_ARN, "Version": "7"})
 
     assert body["Status"] == "FAILED"
     assert body["Reason"] == f"Model package version {version_arn(7)} was not found" + LOGS
@@ -269,18 +207,11 @@ def test_pinned_version_that_does_not_exist_fails(
     "existing", [(), ("PendingManualApproval", "Rejected")], ids=["empty", "none-approved"]
 )
 def test_group_without_an_approved_version_fails_telling_how_to_approve_one(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    existing: tuple[str, ...],
+    lookup: Lookup, moto: RegistryMoto, existing: tuple[str, ...]
 ) -> None:
     add_versions(moto, *existing)
 
-    body = lookup(
-        approved_version, http_server, cfn_event, context, {"ModelPackageGroup": GROUP_ARN}
-    )
+    body = lookup({"ModelPackageGroup": GROUP_ARN})
 
     assert body["Status"] == "FAILED"
     assert body["Reason"] == (
@@ -291,54 +222,30 @@ def test_group_without_an_approved_version_fails_telling_how_to_approve_one(
     assert body["PhysicalResourceId"] == "create-failed:req-0001"
 
 
-def test_unknown_group_fails_naming_it(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-) -> None:
+def test_unknown_group_fails_naming_it(lookup: Lookup, moto: RegistryMoto) -> None:
     """moto (like the local emulator) lists no versions for a group that does not exist."""
     add_versions(moto, "Approved")  # in another group: must not be picked
     other = f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:model-package-group/no-such-group"
 
-    body = lookup(approved_version, http_server, cfn_event, context, {"ModelPackageGroup": other})
+    body = lookup({"ModelPackageGroup": other})
 
     assert body["Status"] == "FAILED"
     assert body["Reason"].startswith(f"Model package group {other} has no Approved version yet")
 
 
 def test_update_that_fails_keeps_the_version_being_served(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    lookup: Lookup, moto: RegistryMoto
 ) -> None:
     add_versions(moto, "Approved", "Rejected")
 
-    body = lookup(
-        approved_version,
-        http_server,
-        cfn_event,
-        context,
-        {"ModelPackageGroup": GROUP_ARN, "Version": "2"},
-        request_type="Update",
-        physical_resource_id=version_arn(1),
-    )
+    body = lookup({"ModelPackageGroup": GROUP_ARN, "Version": "2"}, "Update", version_arn(1))
 
     assert body["Status"] == "FAILED"
     assert body["PhysicalResourceId"] == version_arn(1)
 
 
-def test_missing_group_property_fails(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-) -> None:
-    body = lookup(approved_version, http_server, cfn_event, context, {"Version": "1"})
+def test_missing_group_property_fails(lookup: Lookup) -> None:
+    body = lookup({"Version": "1"})
 
     assert body["Status"] == "FAILED"
     assert body["Reason"] == (
@@ -348,23 +255,11 @@ def test_missing_group_property_fails(
 
 
 def test_delete_answers_success_and_leaves_the_version_alone(
-    approved_version: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    lookup: Lookup, moto: RegistryMoto
 ) -> None:
     add_versions(moto, "Approved")
 
-    body = lookup(
-        approved_version,
-        http_server,
-        cfn_event,
-        context,
-        {"ModelPackageGroup": GROUP_ARN},
-        request_type="Delete",
-        physical_resource_id=version_arn(1),
-    )
+    body = lookup({"ModelPackageGroup": GROUP_ARN}, "Delete", version_arn(1))
 
     assert body["Status"] == "SUCCESS" and body["Reason"] == ""
     assert body["PhysicalResourceId"] == version_arn(1) and body["Data"] == {}

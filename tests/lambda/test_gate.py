@@ -22,6 +22,7 @@ import pytest
 FakeContext: TypeAlias = Any
 RegistryMoto: TypeAlias = Any
 RecordingServer: TypeAlias = Any
+Run: TypeAlias = Callable[..., dict[str, Any]]
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 
@@ -137,32 +138,27 @@ def trained(moto: RegistryMoto, job: str = JOB, **metrics: float) -> None:
     moto.final_metrics(job, metrics)
 
 
-def run_gate(
-    gate: ModuleType,
-    server: RecordingServer,
-    cfn_event: Callable[..., dict[str, Any]],
-    context: FakeContext,
-    properties: dict[str, Any],
-    request_type: str = "Create",
-    physical_resource_id: str | None = None,
-) -> dict[str, Any]:
-    """One CloudFormation request; checks that exactly one response was PUT and returns it."""
-    event = cfn_event(
-        request_type,
-        server.url("/cfn?sig=1"),
-        properties,
-        resource_type="Custom::RLPolicyGate",
-        physical_resource_id=physical_resource_id,
-    )
-    before = len(server.requests)
-    returned = gate.on_event(event, context)
-    assert len(server.requests) == before + 1
-    put = server.requests[-1]
-    assert put.method == "PUT" and put.path == "/cfn?sig=1"
-    body: dict[str, Any] = put.json()
-    assert returned == body
-    assert body["RequestId"] == "req-0001" and body["StackId"] == event["StackId"]
-    return body
+@pytest.fixture
+def run(gate: ModuleType, moto: RegistryMoto, cfn_call: Callable[..., dict[str, Any]]) -> Run:
+    """Sends one CloudFormation request to the gate (see ``cfn_call``) and returns the response."""
+
+    def run_gate(
+        properties: dict[str, Any],
+        request_type: str = "Create",
+        physical_resource_id: str | None = None,
+        *,
+        old_properties: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        return cfn_call(
+            gate,
+            properties,
+            request_type,
+            physical_resource_id,
+            old_properties=old_properties,
+            resource_type="Custom::RLPolicyGate",
+        )
+
+    return run_gate
 
 
 def versions(moto: RegistryMoto, group: str = GROUP) -> list[dict[str, Any]]:
@@ -182,15 +178,11 @@ def versions(moto: RegistryMoto, group: str = GROUP) -> list[dict[str, Any]]:
 
 
 def test_passing_final_metric_registers_an_approved_version_and_answers_success(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    run: Run, moto: RegistryMoto
 ) -> None:
     trained(moto, eval_reward_mean=475.5, train_loss=0.25)
 
-    body = run_gate(gate, http_server, cfn_event, context, props())
+    body = run(props())
 
     message = f"Reward gate passed for training job {JOB}: {METRIC} = 475.5, required >= 450."
     assert body["Status"] == "SUCCESS" and body["Reason"] == ""
@@ -225,15 +217,11 @@ def test_passing_final_metric_registers_an_approved_version_and_answers_success(
 
 
 def test_failing_final_metric_fails_the_deploy_and_registers_a_rejected_version(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    run: Run, moto: RegistryMoto
 ) -> None:
     trained(moto, eval_reward_mean=9.35)
 
-    body = run_gate(gate, http_server, cfn_event, context, props())
+    body = run(props())
 
     message = (
         f"Reward gate failed for training job {JOB}: {METRIC} = 9.35, required >= 450. "
@@ -258,26 +246,14 @@ def test_failing_final_metric_fails_the_deploy_and_registers_a_rejected_version(
 
 
 def test_failing_update_keeps_the_physical_id_of_the_policy_being_served(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    run: Run, moto: RegistryMoto
 ) -> None:
     """A new physical id would tell CloudFormation the resource was replaced; it must not be."""
     trained(moto, OLD_JOB, eval_reward_mean=480.0)
-    first = run_gate(gate, http_server, cfn_event, context, props(OLD_JOB))
+    first = run(props(OLD_JOB))
     trained(moto, JOB, eval_reward_mean=12.0)
 
-    body = run_gate(
-        gate,
-        http_server,
-        cfn_event,
-        context,
-        props(JOB),
-        request_type="Update",
-        physical_resource_id=first["PhysicalResourceId"],
-    )
+    body = run(props(JOB), "Update", first["PhysicalResourceId"])
 
     assert body["Status"] == "FAILED"
     assert body["PhysicalResourceId"] == version_arn(1)
@@ -295,25 +271,11 @@ def test_failing_update_keeps_the_physical_id_of_the_policy_being_served(
     ],
 )
 def test_each_comparison_decides_the_verdict_and_the_registered_status(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    comparison: str,
-    threshold: float,
-    value: float,
-    passed: bool,
+    run: Run, moto: RegistryMoto, comparison: str, threshold: float, value: float, passed: bool
 ) -> None:
     trained(moto, eval_loss=value)
 
-    body = run_gate(
-        gate,
-        http_server,
-        cfn_event,
-        context,
-        props(gate=gate_spec(comparison, threshold, metric="eval_loss")),
-    )
+    body = run(props(gate=gate_spec(comparison, threshold, metric="eval_loss")))
 
     text = f"eval_loss = {value:g}, required {comparison} {threshold:g}"
     assert body["Status"] == ("SUCCESS" if passed else "FAILED")
@@ -326,16 +288,12 @@ def test_each_comparison_decides_the_verdict_and_the_registered_status(
 
 
 def test_the_message_shows_a_value_close_to_the_threshold_as_it_is(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    run: Run, moto: RegistryMoto
 ) -> None:
     """A failed verdict must not read "= 500, required >= 500" (six-digit rounding)."""
     trained(moto, eval_reward_mean=499.9996)
 
-    body = run_gate(gate, http_server, cfn_event, context, props(gate=gate_spec(">=", 500.0)))
+    body = run(props(gate=gate_spec(">=", 500.0)))
 
     assert body["Status"] == "FAILED"
     assert f"{METRIC} = 499.9996, required >= 500. " in body["Reason"]
@@ -357,13 +315,7 @@ def test_the_message_shows_a_value_close_to_the_threshold_as_it_is(
     ],
 )
 def test_evaluation_file_value_passes_the_gate(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    file: str,
-    member: str,
+    run: Run, moto: RegistryMoto, file: str, member: str
 ) -> None:
     # The final metric says otherwise: the gate must read the file, not FinalMetricDataList.
     trained(moto, eval_reward_mean=1.0)
@@ -377,7 +329,7 @@ def test_evaluation_file_value_passes_the_gate(
         },
     )
 
-    body = run_gate(gate, http_server, cfn_event, context, props(gate=gate_spec(file=file)))
+    body = run(props(gate=gate_spec(file=file)))
 
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert body["Data"]["Value"] == "487.25"
@@ -390,19 +342,11 @@ def test_evaluation_file_value_passes_the_gate(
     assert version["CustomerMetadataProperties"]["metric:eval_reward_mean"] == "1.0"
 
 
-def test_evaluation_file_value_fails_the_gate(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-) -> None:
+def test_evaluation_file_value_fails_the_gate(run: Run, moto: RegistryMoto) -> None:
     trained(moto)
     moto.output_archive(JOB, {"evaluation.json": json.dumps({METRIC: 9.35}).encode()})
 
-    body = run_gate(
-        gate, http_server, cfn_event, context, props(gate=gate_spec(file="evaluation.json"))
-    )
+    body = run(props(gate=gate_spec(file="evaluation.json")))
 
     assert body["Status"] == "FAILED"
     assert body["Reason"] == (
@@ -465,13 +409,7 @@ def test_evaluation_file_value_fails_the_gate(
     ],
 )
 def test_unreadable_evaluation_file_fails_naming_what_is_missing_and_registers_nothing(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    members: dict[str, bytes] | None,
-    reason: str,
+    run: Run, moto: RegistryMoto, members: dict[str, bytes] | None, reason: str
 ) -> None:
     trained(moto, eval_reward_mean=487.0)
     if members is not None:
@@ -479,9 +417,7 @@ def test_unreadable_evaluation_file_fails_naming_what_is_missing_and_registers_n
     else:
         moto.s3.create_bucket(Bucket="bucket")
 
-    body = run_gate(
-        gate, http_server, cfn_event, context, props(gate=gate_spec(file="evaluation.json"))
-    )
+    body = run(props(gate=gate_spec(file="evaluation.json")))
 
     assert body["Status"] == "FAILED"
     assert body["Reason"] == reason + LOGS  # a GateError: no exception type in front
@@ -490,15 +426,11 @@ def test_unreadable_evaluation_file_fails_naming_what_is_missing_and_registers_n
 
 
 def test_missing_final_metric_fails_naming_the_metric_and_registers_nothing(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    run: Run, moto: RegistryMoto
 ) -> None:
     trained(moto, train_loss=0.25)
 
-    body = run_gate(gate, http_server, cfn_event, context, props())
+    body = run(props())
 
     assert body["Status"] == "FAILED"
     assert body["Reason"] == (
@@ -517,18 +449,12 @@ def test_missing_final_metric_fails_naming_the_metric_and_registers_nothing(
     ],
 )
 def test_a_job_that_is_not_completed_cannot_be_judged(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    status: str | None,
-    reason: str,
+    run: Run, moto: RegistryMoto, status: str | None, reason: str
 ) -> None:
     if status is not None:
         moto.training_job(JOB, status=status)
 
-    body = run_gate(gate, http_server, cfn_event, context, props())
+    body = run(props())
 
     assert body["Status"] == "FAILED" and body["Reason"] == reason + LOGS
     assert versions(moto) == []
@@ -546,18 +472,13 @@ def champion_props(**gate_overrides: Any) -> dict[str, Any]:
 
 
 def test_challenger_slightly_worse_than_the_serving_policy_passes_within_max_regression(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    list_tags_calls: list[str],
+    run: Run, moto: RegistryMoto, list_tags_calls: list[str]
 ) -> None:
     trained(moto, OLD_JOB, eval_reward_mean=480.0)
     endpoint_arn = moto.endpoint(ENDPOINT, {TAG: OLD_JOB, "team": "rl"})
     trained(moto, JOB, eval_reward_mean=475.0)
 
-    body = run_gate(gate, http_server, cfn_event, context, champion_props())
+    body = run(champion_props())
 
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert list_tags_calls == [endpoint_arn]
@@ -569,18 +490,13 @@ def test_challenger_slightly_worse_than_the_serving_policy_passes_within_max_reg
 
 
 def test_challenger_worse_than_max_regression_fails_naming_the_serving_job_and_its_score(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    list_tags_calls: list[str],
+    run: Run, moto: RegistryMoto, list_tags_calls: list[str]
 ) -> None:
     trained(moto, OLD_JOB, eval_reward_mean=480.0)
     moto.endpoint(ENDPOINT, {TAG: OLD_JOB})
     trained(moto, JOB, eval_reward_mean=465.0)  # above the threshold, below 480 - 10
 
-    body = run_gate(gate, http_server, cfn_event, context, champion_props())
+    body = run(champion_props())
 
     assert body["Status"] == "FAILED"
     assert body["Reason"] == (
@@ -595,23 +511,14 @@ def test_challenger_worse_than_max_regression_fails_naming_the_serving_job_and_i
 
 
 def test_lower_is_better_champion_bar_is_the_serving_score_plus_max_regression(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    list_tags_calls: list[str],
+    run: Run, moto: RegistryMoto, list_tags_calls: list[str]
 ) -> None:
     trained(moto, OLD_JOB, eval_loss=0.25)
     moto.endpoint(ENDPOINT, {TAG: OLD_JOB})
     trained(moto, JOB, eval_loss=0.5)  # passes <= 1, but is worse than 0.25 + 0.125
 
-    body = run_gate(
-        gate,
-        http_server,
-        cfn_event,
-        context,
-        champion_props(comparison="<=", threshold=1.0, metric="eval_loss", max_regression=0.125),
+    body = run(
+        champion_props(comparison="<=", threshold=1.0, metric="eval_loss", max_regression=0.125)
     )
 
     assert body["Status"] == "FAILED"
@@ -622,12 +529,7 @@ def test_lower_is_better_champion_bar_is_the_serving_score_plus_max_regression(
 
 
 def test_champion_is_scored_from_its_own_evaluation_file(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    list_tags_calls: list[str],
+    run: Run, moto: RegistryMoto, list_tags_calls: list[str]
 ) -> None:
     trained(moto, OLD_JOB)
     moto.output_archive(OLD_JOB, {"./evaluation.json": json.dumps({METRIC: 500.0}).encode()})
@@ -635,7 +537,7 @@ def test_champion_is_scored_from_its_own_evaluation_file(
     trained(moto, JOB)
     moto.output_archive(JOB, {"evaluation.json": json.dumps({METRIC: 489.0}).encode()})
 
-    body = run_gate(gate, http_server, cfn_event, context, champion_props(file="evaluation.json"))
+    body = run(champion_props(file="evaluation.json"))
 
     assert body["Status"] == "FAILED"
     assert (
@@ -653,13 +555,7 @@ def test_champion_is_scored_from_its_own_evaluation_file(
     ],
 )
 def test_without_a_serving_policy_the_threshold_alone_applies(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    list_tags_calls: list[str],
-    serving: str,
+    run: Run, moto: RegistryMoto, list_tags_calls: list[str], serving: str
 ) -> None:
     # A much better old job exists; it must not count unless the endpoint names it.
     trained(moto, OLD_JOB, eval_reward_mean=500.0)
@@ -669,7 +565,7 @@ def test_without_a_serving_policy_the_threshold_alone_applies(
         moto.endpoint(ENDPOINT, {TAG: JOB})
     trained(moto, JOB, eval_reward_mean=455.0)
 
-    body = run_gate(gate, http_server, cfn_event, context, champion_props())
+    body = run(champion_props())
 
     assert body["Status"] == "SUCCESS", body["Reason"]
     assert len(list_tags_calls) == 1
@@ -681,20 +577,13 @@ def test_without_a_serving_policy_the_threshold_alone_applies(
 
 
 def test_without_max_regression_the_endpoint_is_not_read(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    list_tags_calls: list[str],
+    run: Run, moto: RegistryMoto, list_tags_calls: list[str]
 ) -> None:
     trained(moto, OLD_JOB, eval_reward_mean=500.0)
     endpoint_arn = moto.endpoint(ENDPOINT, {TAG: OLD_JOB})
     trained(moto, JOB, eval_reward_mean=455.0)
 
-    body = run_gate(
-        gate, http_server, cfn_event, context, props(EndpointArn=endpoint_arn, ChampionTag=TAG)
-    )
+    body = run(props(EndpointArn=endpoint_arn, ChampionTag=TAG))
 
     assert body["Status"] == "SUCCESS"
     assert list_tags_calls == []
@@ -790,17 +679,13 @@ def test_gate_parse_reads_cloudformation_strings_and_refuses_an_unknown_comparis
 
 
 def test_without_a_gate_every_policy_is_registered_with_the_passing_status(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    run: Run, moto: RegistryMoto
 ) -> None:
     trained(moto, eval_reward_mean=3.0)
     properties = props(Container={"Image": IMAGE})
     del properties["Gate"]
 
-    body = run_gate(gate, http_server, cfn_event, context, properties)
+    body = run(properties)
 
     assert body["Status"] == "SUCCESS"
     assert body["Data"]["Verdict"] == "passed" and body["Data"]["Value"] == ""
@@ -821,26 +706,14 @@ def test_without_a_gate_every_policy_is_registered_with_the_passing_status(
 
 
 def test_rollback_update_naming_the_registered_job_registers_nothing_and_answers_the_same(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    run: Run, moto: RegistryMoto
 ) -> None:
     trained(moto, eval_reward_mean=475.5)
-    created = run_gate(gate, http_server, cfn_event, context, props())
+    created = run(props())
     # Were the job judged again, this would fail: the rollback must reuse the first verdict.
     moto.final_metrics(JOB, {METRIC: 1.0})
 
-    rolled_back = run_gate(
-        gate,
-        http_server,
-        cfn_event,
-        context,
-        props(),
-        request_type="Update",
-        physical_resource_id=created["PhysicalResourceId"],
-    )
+    rolled_back = run(props(), "Update", created["PhysicalResourceId"])
 
     assert rolled_back["Status"] == "SUCCESS"
     assert rolled_back["PhysicalResourceId"] == created["PhysicalResourceId"] == version_arn(1)
@@ -848,26 +721,12 @@ def test_rollback_update_naming_the_registered_job_registers_nothing_and_answers
     assert len(versions(moto)) == 1
 
 
-def test_update_to_another_job_judges_and_registers_it(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-) -> None:
+def test_update_to_another_job_judges_and_registers_it(run: Run, moto: RegistryMoto) -> None:
     trained(moto, OLD_JOB, eval_reward_mean=460.0)
-    created = run_gate(gate, http_server, cfn_event, context, props(OLD_JOB))
+    created = run(props(OLD_JOB))
     trained(moto, JOB, eval_reward_mean=470.0)
 
-    updated = run_gate(
-        gate,
-        http_server,
-        cfn_event,
-        context,
-        props(JOB),
-        request_type="Update",
-        physical_resource_id=created["PhysicalResourceId"],
-    )
+    updated = run(props(JOB), "Update", created["PhysicalResourceId"])
 
     assert updated["Status"] == "SUCCESS"
     assert updated["PhysicalResourceId"] == version_arn(2)
@@ -879,31 +738,18 @@ def test_update_to_another_job_judges_and_registers_it(
 
 
 def test_a_rolled_back_deploy_rejects_the_version_that_never_served(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    run: Run, moto: RegistryMoto
 ) -> None:
     trained(moto, OLD_JOB, eval_reward_mean=460.0)
-    first = run_gate(gate, http_server, cfn_event, context, props(OLD_JOB))
+    first = run(props(OLD_JOB))
     trained(moto, JOB, eval_reward_mean=470.0)
-    second = run_gate(
-        gate, http_server, cfn_event, context, props(JOB), "Update", first["PhysicalResourceId"]
-    )
+    second = run(props(JOB), "Update", first["PhysicalResourceId"])
     assert second["PhysicalResourceId"] == version_arn(2)
 
     # A later resource failed (the model did not load): CloudFormation goes back to OLD_JOB.
-    event = cfn_event(
-        "Update",
-        http_server.url("/cfn?sig=1"),
-        props(OLD_JOB),
-        resource_type="Custom::RLPolicyGate",
-        physical_resource_id=second["PhysicalResourceId"],
-        old_properties=props(JOB),
+    rolled_back = run(
+        props(OLD_JOB), "Update", second["PhysicalResourceId"], old_properties=props(JOB)
     )
-    gate.on_event(event, context)
-    rolled_back = http_server.requests[-1].json()
 
     assert rolled_back["Status"] == "SUCCESS"
     assert rolled_back["Data"]["TrainingJobName"] == OLD_JOB
@@ -914,49 +760,22 @@ def test_a_rolled_back_deploy_rejects_the_version_that_never_served(
     assert "never served" in withdrawn["ApprovalDescription"]
 
 
-def test_an_update_to_a_newer_job_rejects_nothing(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-) -> None:
+def test_an_update_to_a_newer_job_rejects_nothing(run: Run, moto: RegistryMoto) -> None:
     trained(moto, OLD_JOB, eval_reward_mean=460.0)
-    first = run_gate(gate, http_server, cfn_event, context, props(OLD_JOB))
+    first = run(props(OLD_JOB))
     trained(moto, JOB, eval_reward_mean=470.0)
-    event = cfn_event(
-        "Update",
-        http_server.url("/cfn?sig=1"),
-        props(JOB),
-        resource_type="Custom::RLPolicyGate",
-        physical_resource_id=first["PhysicalResourceId"],
-        old_properties=props(OLD_JOB),
-    )
-    gate.on_event(event, context)
+    run(props(JOB), "Update", first["PhysicalResourceId"], old_properties=props(OLD_JOB))
     assert [v["ModelApprovalStatus"] for v in versions(moto)] == ["Approved", "Approved"]
 
 
 @pytest.mark.parametrize("physical", [version_arn(1), "create-failed:req-0000"])
 def test_delete_answers_success_and_keeps_every_version(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    physical: str,
+    run: Run, moto: RegistryMoto, physical: str
 ) -> None:
     trained(moto, eval_reward_mean=475.5)
-    run_gate(gate, http_server, cfn_event, context, props())
+    run(props())
 
-    body = run_gate(
-        gate,
-        http_server,
-        cfn_event,
-        context,
-        props(),
-        request_type="Delete",
-        physical_resource_id=physical,
-    )
+    body = run(props(), "Delete", physical)
 
     assert body["Status"] == "SUCCESS" and body["Reason"] == ""
     assert body["PhysicalResourceId"] == physical and body["Data"] == {}
@@ -964,14 +783,8 @@ def test_delete_answers_success_and_keeps_every_version(
     assert version["ModelApprovalStatus"] == "Approved"
 
 
-def test_required_properties_missing_fail_the_create(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-) -> None:
-    body = run_gate(gate, http_server, cfn_event, context, props(ModelPackageGroupName=""))
+def test_required_properties_missing_fail_the_create(run: Run) -> None:
+    body = run(props(ModelPackageGroupName=""))
 
     assert body["Status"] == "FAILED"
     assert body["Reason"] == ("TrainingJobName and ModelPackageGroupName are required" + LOGS)
@@ -1141,12 +954,7 @@ def test_check_approval_expires_after_the_deadline_unless_decided(
 
 
 def test_a_serving_policy_that_cannot_be_scored_leaves_the_threshold_alone(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-    list_tags_calls: list[str],
+    run: Run, moto: RegistryMoto, list_tags_calls: list[str]
 ) -> None:
     # The serving job wrote no evaluation file (it predates the gate): not a reason to block.
     trained(moto, OLD_JOB)
@@ -1154,7 +962,7 @@ def test_a_serving_policy_that_cannot_be_scored_leaves_the_threshold_alone(
     trained(moto, JOB)
     moto.output_archive(JOB, {"evaluation.json": json.dumps({METRIC: 489.0}).encode()})
 
-    body = run_gate(gate, http_server, cfn_event, context, champion_props(file="evaluation.json"))
+    body = run(champion_props(file="evaluation.json"))
 
     assert body["Status"] == "SUCCESS", body["Reason"]
     message = body["Data"]["Message"]
@@ -1166,41 +974,25 @@ def test_a_serving_policy_that_cannot_be_scored_leaves_the_threshold_alone(
 
 
 def test_the_estimators_own_group_is_created_on_first_registration(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
+    run: Run, moto: RegistryMoto
 ) -> None:
     group = "cartpole-fresh"
     trained(moto, OLD_JOB, eval_reward_mean=460.0)
     create = {"CreateGroup": {"Description": "Policies trained by App/CartPole"}}
-    first = run_gate(
-        gate, http_server, cfn_event, context, props(OLD_JOB, ModelPackageGroupName=group, **create)
-    )
+    first = run(props(OLD_JOB, ModelPackageGroupName=group, **create))
     assert first["Status"] == "SUCCESS", first.get("Reason")
     described = moto.sagemaker.describe_model_package_group(ModelPackageGroupName=group)
     assert described["ModelPackageGroupDescription"] == "Policies trained by App/CartPole"
     # The next registration finds it and creates nothing.
     trained(moto, JOB, eval_reward_mean=470.0)
-    second = run_gate(
-        gate, http_server, cfn_event, context, props(JOB, ModelPackageGroupName=group, **create)
-    )
+    second = run(props(JOB, ModelPackageGroupName=group, **create))
     assert second["PhysicalResourceId"].endswith(f"model-package/{group}/2")
     assert len(moto.sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]) >= 1
 
 
-def test_a_group_the_user_named_is_never_created(
-    gate: ModuleType,
-    moto: RegistryMoto,
-    http_server: RecordingServer,
-    cfn_event: Any,
-    context: FakeContext,
-) -> None:
+def test_a_group_the_user_named_is_never_created(run: Run, moto: RegistryMoto) -> None:
     trained(moto, JOB, eval_reward_mean=470.0)
-    body = run_gate(
-        gate, http_server, cfn_event, context, props(JOB, ModelPackageGroupName="not-there")
-    )
+    body = run(props(JOB, ModelPackageGroupName="not-there"))
     assert body["Status"] == "FAILED"
     assert "not-there" in body["Reason"]
     listed = moto.sagemaker.list_model_package_groups()["ModelPackageGroupSummaryList"]
