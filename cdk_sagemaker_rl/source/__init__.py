@@ -11,6 +11,7 @@ from .archive import (
     build_source_bundle,
     default_cache_dir,
 )
+from .extra_files import ExtraFile
 from .training_source import TrainingSource
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "EXCLUDED_NAMES",
     "EXCLUDED_SUFFIXES",
     "FIXED_MTIME",
+    "ExtraFile",
     "SourceBundle",
     "TrainingSource",
     "build_source_bundle",

@@ -54,6 +54,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import invalid
+from .extra_files import ExtraFile, add_extra_files
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -133,13 +134,15 @@ def build_source_bundle(
     *,
     base_dir: StrPath | None = None,
     cache_dir: StrPath | None = None,
+    extra_files: Sequence[ExtraFile] = (),
 ) -> SourceBundle:
     """Pack the training code into a reproducible archive, validating paths at synth time.
 
     Relative ``source_dir``, ``dependencies`` and (without ``source_dir``) ``entry_point`` paths
     are resolved against ``base_dir``, the current directory by default, like CDK asset paths.
     Raises :class:`~cdk_sagemaker_rl.errors.ValidationError` for anything that would make the
-    training job fail to find its code, so the mistake surfaces before a deploy.
+    training job fail to find its code, so the mistake surfaces before a deploy. ``extra_files``
+    are added at the root by the library (see :mod:`.extra_files`).
     """
     base = os.path.abspath(os.fspath(base_dir) if base_dir is not None else os.getcwd())
     entry_text = os.fspath(entry_point)
@@ -195,6 +198,8 @@ def build_source_bundle(
         roots.append((name, dep_path, "dependencies"))
 
     _reject_duplicates(roots)
+    if extra_files:
+        roots = add_extra_files(roots, extra_files, _cache_root(cache_dir))
     roots.sort(key=lambda root: root[0])
     return _write_archive(roots, program, cache_dir)
 
@@ -315,10 +320,7 @@ class _HashingWriter(io.RawIOBase):
 def _write_archive(
     roots: Sequence[tuple[str, str, str]], program: str, cache_dir: StrPath | None
 ) -> SourceBundle:
-    cache_root = os.path.abspath(
-        os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
-    )
-    os.makedirs(cache_root, exist_ok=True)
+    cache_root = _cache_root(cache_dir)
     members: list[str] = []
     handle, temp_path = tempfile.mkstemp(prefix=".partial-", suffix=".tar.gz", dir=cache_root)
     try:
@@ -354,6 +356,12 @@ def _write_archive(
         entry_point=program,
         members=tuple(members),
     )
+
+
+def _cache_root(cache_dir: StrPath | None) -> str:
+    root = os.path.abspath(os.fspath(cache_dir) if cache_dir is not None else default_cache_dir())
+    os.makedirs(root, exist_ok=True)
+    return root
 
 
 def _publish(temp_path: str, cache_root: str, sha256: str) -> str:

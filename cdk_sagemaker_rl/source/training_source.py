@@ -14,6 +14,7 @@ from constructs import Construct
 from .._tokens import PARTITION
 from ..errors import invalid
 from .archive import SourceBundle, build_source_bundle
+from .extra_files import ExtraFile
 
 StrPath = str | os.PathLike[str]
 
@@ -36,9 +37,20 @@ class TrainingSource(Construct):
         dependencies: Sequence[StrPath] | None = None,
         base_dir: StrPath | None = None,
         bundle: SourceBundle | None = None,
+        extra_files: Sequence[ExtraFile] | None = None,
     ) -> None:
-        """The SDK's ``entry_point``/``source_dir``/``dependencies``, or a built ``bundle``."""
+        """The SDK's ``entry_point``/``source_dir``/``dependencies``, or a built ``bundle``.
+
+        ``extra_files`` are files the library adds at the archive root (the Ray launcher:
+        :func:`cdk_sagemaker_rl.distributed.launcher_files`); the user's files stay as they are.
+        """
         super().__init__(scope, construct_id)
+        if bundle is not None and extra_files:
+            raise invalid(
+                "extra_files",
+                extra_files,
+                "None with a built bundle (pass them to build_source_bundle instead)",
+            )
         if (entry_point is None) == (bundle is None):
             raise invalid(
                 "entry_point/bundle",
@@ -50,6 +62,7 @@ class TrainingSource(Construct):
             source_dir,
             () if dependencies is None else dependencies,
             base_dir=base_dir,
+            extra_files=() if extra_files is None else extra_files,
         )
         # "Default": the asset is this construct's default child, and keeps the id of the
         # construct it replaces.
@@ -60,6 +73,12 @@ class TrainingSource(Construct):
             asset_hash=self.bundle.tar_sha256,
             asset_hash_type=AssetHashType.CUSTOM,
         )
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        """The archive's member names, in archive order (what the container finds in
+        ``/opt/ml/code``)."""
+        return self.bundle.members
 
     @property
     def entry_point(self) -> str:
