@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from ._s3 import S3Location as S3Location
     from ._s3 import s3_location as s3_location
+    from .distributed import RayCluster as RayCluster
     from .errors import ValidationError as ValidationError
     from .estimator import RLEstimator as RLEstimator
     from .gating import ApprovedPolicy as ApprovedPolicy
@@ -42,8 +43,10 @@ if TYPE_CHECKING:  # the names as type checkers and IDEs see them
     from .serving import TrafficShifting as TrafficShifting
     from .source import TrainingSource as TrainingSource
     from .training import InputMode as InputMode
+    from .training import InstanceGroup as InstanceGroup
     from .training import RLTrainingStep as RLTrainingStep
     from .training import TrainingConfig as TrainingConfig
+    from .training import TrainingInput as TrainingInput
     from .training import TrainingJobParts as TrainingJobParts
     from .training import TrainingNetwork as TrainingNetwork
     from .training import encode_hyperparameters as encode_hyperparameters
@@ -70,6 +73,9 @@ _EXPORTS = {
     "BoundImage": "images",
     "ContainerImage": "images",
     "InputMode": "training",
+    "InstanceGroup": "training",
+    "RayCluster": "distributed",
+    "TrainingInput": "training",
     "Processor": "images",
     "RLEndpoint": "serving",
     "RollbackThresholds": "serving",
@@ -102,6 +108,7 @@ __all__ = [
     "EndpointUpdate",
     "EstimatorMonitoring",
     "InputMode",
+    "InstanceGroup",
     "ModelPackageGroup",
     "ModelRegistry",
     "Monitoring",
@@ -111,6 +118,7 @@ __all__ = [
     "RLFramework",
     "RLToolkit",
     "RLTrainingStep",
+    "RayCluster",
     "RewardGate",
     "RollbackThresholds",
     "S3Location",
@@ -119,6 +127,7 @@ __all__ = [
     "ServingPlan",
     "TrafficShifting",
     "TrainingConfig",
+    "TrainingInput",
     "TrainingJobParts",
     "TrainingNetwork",
     "TrainingSource",

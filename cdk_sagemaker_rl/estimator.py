@@ -17,11 +17,10 @@ follow from them) are the same as when this was one class.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Annotations, Duration, Size, Stack, Token
+from aws_cdk import Annotations, Duration, Size, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -29,8 +28,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
 from constructs import Construct, IDependable
 
-from ._kms import kms_key
 from ._signature import named_options
+from .distributed.ray_cluster import RayCluster, launcher_files, ray_cluster
 from .errors import ValidationError, invalid
 from .gating import ModelRegistry, PolicyGate, RewardGate, gated
 from .images import ContainerImage, RLFramework, RLToolkit
@@ -47,13 +46,14 @@ from .serving import (
 from .source import TrainingSource
 from .training import arguments
 from .training.artifacts import LOG_DELIVERY_BY_POLICY
-from .training.artifacts import artifact_bucket as create_artifact_bucket
 from .training.attach import AttachedTrainingJob, acknowledge_construct_policies, image_choice
 from .training.config import DEFAULT_CONTAINER_LOG_LEVEL, InputMode, TrainingConfig
 from .training.deploy_time import WAIT_CONDITION_LIMIT_SECONDS, WAIT_MARGIN_SECONDS, TrainingRun
 from .training.execution_role import grant_inputs
+from .training.inputs import TrainingInput, uris
+from .training.instance_groups import InstanceGroup, refuse_with_groups
 from .training.job import training_job_parts
-from .training.request import TrainingJobParts
+from .training.outputs import artifact_key, capture_destination, output_location
 from .training.state_machine import training_state_machine
 from .training.step import RLTrainingStep
 
@@ -121,19 +121,31 @@ class RLEstimator(Construct):
         debugger_hook_config: bool = True,
         disable_profiler: bool = False,
         monitoring: Monitoring | None = None,
+        instance_groups: Sequence[InstanceGroup] | None = None,
+        distribution: RayCluster | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         self.node.set_context(LOG_DELIVERY_BY_POLICY, True)
         acknowledge_construct_policies(self)
         self._stack = Stack.of(self)
         pick = arguments.pick
+        if instance_groups is not None:
+            refuse_with_groups(
+                {
+                    "train_instance_type": train_instance_type,
+                    "instance_type": instance_type,
+                    "train_instance_count": train_instance_count,
+                    "instance_count": instance_count,
+                }
+            )
         self.config = TrainingConfig(
             instance_type=pick(
                 "train_instance_type", train_instance_type, "instance_type", instance_type
             ),
             instance_count=pick(
-                "train_instance_count", train_instance_count, "instance_count", instance_count, 1
+                "train_instance_count", train_instance_count, "instance_count", instance_count
             ),
+            instance_groups=instance_groups,
             volume_size=pick("train_volume_size", train_volume_size, "volume_size", volume_size),
             max_run=pick("train_max_run", train_max_run, "max_run", max_run),
             input_mode=input_mode,
@@ -163,15 +175,23 @@ class RLEstimator(Construct):
         if job_name is not None and base_job_name is not None:
             raise invalid("job_name", job_name, "None when base_job_name is given (one name base)")
         self.job_name = job_name
+        # Checked again (with the bound job) by training_job_parts; here it decides the bundle.
+        cluster = ray_cluster(
+            chosen,
+            distribution,
+            instance_groups=[g.instance_group_name for g in self.config.instance_groups],
+            environment=self.config.environment,
+        )
         self.source = TrainingSource(
             self,
             "SourceCode",
             entry_point=entry_point,
             source_dir=source_dir,
             dependencies=dependencies,
+            extra_files=launcher_files(chosen) if cluster is not None else None,
         )
         self.source_bundle, self.source_asset = self.source.bundle, self.source.asset
-        output_path, output_prefix = _output(
+        output_path, output_prefix = output_location(
             self, output_path, output_prefix, artifact_bucket, bucket_encryption_key
         )
 
@@ -194,6 +214,7 @@ class RLEstimator(Construct):
             security_groups=security_groups,
             subnets=subnets,
             security_group_ids=security_group_ids,
+            distribution=distribution,
         )
         assert self.parts.job_name_base is not None  # training_job_parts always sets it
         self.job_name_base: str = self.parts.job_name_base
@@ -222,13 +243,17 @@ class RLEstimator(Construct):
         return self.step.request()
 
     def fit(
-        self, inputs: str | Mapping[str, str] | None = None, wait: bool = True, logs: bool = True
+        self,
+        inputs: str | TrainingInput | Mapping[str, str | TrainingInput] | None = None,
+        wait: bool = True,
+        logs: bool = True,
     ) -> None:
         """Train at deploy time: ``cdk deploy`` starts the training state machine.
 
-        ``inputs`` are the channels (an S3 URI is the ``training`` channel; a dict maps channel
-        names to S3 URIs). With ``wait=True`` the stack waits (up to 12 hours) for the job before
-        creating dependents such as the endpoint; with ``wait=False`` the deploy only starts it.
+        ``inputs`` are the channels (an S3 URI or a ``TrainingInput`` is the ``training``
+        channel; a dict maps channel names to either). With ``wait=True`` the stack waits (up
+        to 12 hours) for the job before creating dependents such as the endpoint; with
+        ``wait=False`` the deploy only starts it.
         """
         if self._fitted:
             raise ValidationError(
@@ -239,7 +264,7 @@ class RLEstimator(Construct):
         arguments.boolean(logs, "logs")
         channels = arguments.channels(inputs)
         self.step.add_inputs(channels)
-        grant_inputs(self.role, channels)
+        grant_inputs(self.role, uris(channels))
         window = WAIT_CONDITION_LIMIT_SECONDS - WAIT_MARGIN_SECONDS
         if wait and self.config.cap_default_max_run(window):
             # The SDK's 24 h default cannot be waited for by a deploy; an explicit value that
@@ -330,13 +355,13 @@ class RLEstimator(Construct):
             serverless=serverless,
             update=update,
             autoscaling=autoscaling,
-            data_capture=_capture_destination(data_capture, self.parts),
+            data_capture=capture_destination(data_capture, self.parts),
             volume_size=volume_size,
             model_data_download_timeout=model_data_download_timeout,
             container_startup_health_check_timeout=container_startup_health_check_timeout,
             kms_key=kms_key,
             # The serving role must decrypt the artifact the training wrote with these keys.
-            model_kms_key=_artifact_key(self, self.parts),
+            model_kms_key=artifact_key(self, self.parts),
             variant_name=variant_name,
             function_url=function_url,
             function_url_auth_type=function_url_auth_type,
@@ -389,7 +414,7 @@ def _gate(estimator: RLEstimator, gate: object, registry: object) -> PolicyGate 
         job_name_base=estimator.job_name_base,
         training_job_arns=estimator.step.training_job_arns,
         output=estimator.parts.output,
-        output_key=_artifact_key(estimator, estimator.parts),
+        output_key=artifact_key(estimator, estimator.parts),
         training_job_name=estimator.training_run.training_job_name,
         completion=estimator.training_run.completion,
     )
@@ -440,56 +465,3 @@ def _serving_target(
             extra_tags=estimator.step.inherited_tags,
         )
     return depends_on, model_object, workflow
-
-
-def _capture_destination(
-    capture: DataCapture | None, parts: TrainingJobParts
-) -> DataCapture | None:
-    """``DataCapture()`` without a destination: the artifact location's bucket."""
-    if not isinstance(capture, DataCapture) or capture.destination is not None:
-        return capture  # checked (and refused when it is no DataCapture) by the endpoint
-    output = parts.output
-    if output.bucket is not None:
-        return dataclasses.replace(capture, destination=output.bucket)
-    return dataclasses.replace(
-        capture,
-        destination=f"s3://{output.bucket_name}/{capture.prefix or 'data-capture'}",
-        prefix=None,
-    )
-
-
-def _artifact_key(scope: Construct, parts: TrainingJobParts) -> kms.IKey | None:
-    """The key that encrypts model.tar.gz: output_kms_key, else the bucket's own key."""
-    key = parts.output_kms_key
-    if key is not None:
-        if key.key is not None:
-            return key.key
-        if key.key_arn is not None and not Token.is_unresolved(key.key_arn):
-            return kms.Key.from_key_arn(scope, "OutputKey", key.key_arn)
-    return parts.output.encryption_key
-
-
-def _output(
-    scope: Construct,
-    output_path: str | s3.IBucket | None,
-    output_prefix: str | None,
-    artifact_bucket: s3.IBucket | None,
-    bucket_encryption_key: kms.IKey | None,
-) -> tuple[str | s3.IBucket, str | None]:
-    """The user's output location, else their artifact bucket or one of ours (prefix training)."""
-    bucket_key = kms_key(scope, bucket_encryption_key, "bucket_encryption_key")
-    if bucket_key is not None and bucket_key.key is None:
-        raise invalid("bucket_encryption_key", bucket_encryption_key, "an aws_kms.IKey")
-    if output_path is not None:
-        if artifact_bucket is not None:
-            raise ValidationError(
-                f"output_path={output_path!r} and artifact_bucket are two ways to name where "
-                "artifacts go; give one. See README.md#argument-reference."
-            )
-        return output_path, output_prefix
-    if output_prefix is not None:
-        raise invalid("output_prefix", output_prefix, "None unless output_path is given")
-    bucket = artifact_bucket or create_artifact_bucket(
-        scope, bucket_key.key if bucket_key else None
-    )
-    return bucket, "training"

@@ -15,8 +15,10 @@ from typing import Any
 from aws_cdk import Duration, Size, Token
 
 from .._limits import limit, limits
-from .._s3 import parse_s3_uri
 from ..errors import ValidationError, invalid
+
+# fit()'s channels have their own module; the name stays importable from here, where it was.
+from .inputs import channels as channels
 
 #: Hyperparameters the SDK injects and this library injects likewise; users may not set them.
 INJECTED_HYPERPARAMETERS = (
@@ -225,28 +227,3 @@ def check_tag(key: str, value: str, argument: str) -> dict[str, str]:
     if len(value) > rules["max_value_length"]:
         raise invalid(f"{argument}[{key!r}]", value, "a value of at most 256 characters")
     return {"Key": key, "Value": value}
-
-
-def channels(inputs: str | Mapping[str, str] | None) -> dict[str, str]:
-    """``fit(inputs=...)``: one URI is the ``training`` channel; a dict names the channels."""
-    if inputs is None:
-        return {}
-    if isinstance(inputs, str):
-        parse_s3_uri(inputs, "inputs")
-        return {"training": inputs}
-    if not isinstance(inputs, Mapping):
-        raise invalid(
-            "inputs", inputs, "None, an s3:// URI, or a dict of channel name -> s3:// URI"
-        )
-    pattern = re.compile(limits()["channel_name_pattern"])
-    result = {}
-    for name, uri in inputs.items():
-        if not pattern.match(str(name)):
-            raise invalid(
-                "inputs channel name",
-                name,
-                "1-64 letters, digits, '.', '-' or '_' (SageMaker ChannelName)",
-            )
-        parse_s3_uri(uri, f"inputs[{name!r}]")
-        result[str(name)] = uri
-    return result

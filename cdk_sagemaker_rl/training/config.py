@@ -18,6 +18,8 @@ from ..errors import invalid
 from ..images import BoundImage, RLToolkit
 from ..instance_types import validate_training_instance_type
 from . import arguments
+from .instance_groups import InstanceGroup, refuse_with_groups
+from .instance_groups import instance_groups as check_instance_groups
 
 DEFAULT_VOLUME_SIZE_GB = 30
 DEFAULT_MAX_RUN_SECONDS = 24 * 3600
@@ -64,8 +66,9 @@ class TrainingConfig:
     def __init__(
         self,
         *,
-        instance_type: str,
-        instance_count: int = 1,
+        instance_type: str | None = None,
+        instance_count: int | None = None,
+        instance_groups: Sequence[InstanceGroup] | None = None,
         volume_size: int | Size | None = None,
         max_run: int | Duration | None = None,
         input_mode: InputMode | str = InputMode.FILE,
@@ -83,14 +86,29 @@ class TrainingConfig:
         disable_profiler: bool = False,
         tags: Mapping[str, str] | Sequence[Mapping[str, str]] | None = None,
     ) -> None:
+        self.instance_groups: tuple[InstanceGroup, ...] = ()
+        if instance_groups is not None:
+            refuse_with_groups(
+                {"train_instance_type": instance_type, "train_instance_count": instance_count}
+            )
+            self.instance_groups = check_instance_groups(instance_groups)
+            # The first group's type stands for the job where one type is asked for (the image's
+            # processor, the training fingerprint); the request sends the groups instead.
+            instance_type = self.instance_groups[0].instance_type
         if instance_type is None:
             raise invalid(
                 "train_instance_type",
                 None,
-                "a SageMaker training instance type such as ml.m5.large",
+                "a SageMaker training instance type such as ml.m5.large, or instance_groups",
             )
         self.instance_type = validate_training_instance_type(instance_type, "train_instance_type")
-        self.instance_count = arguments.integer(instance_count, "train_instance_count", 1)
+        self.instance_count = (
+            sum(group.instance_count for group in self.instance_groups)
+            if self.instance_groups
+            else arguments.integer(
+                1 if instance_count is None else instance_count, "train_instance_count", 1
+            )
+        )
         self.volume_size_gb = arguments.volume_gb(volume_size, DEFAULT_VOLUME_SIZE_GB)
         most = limit("max_run_seconds", "max")
         self.max_run_seconds = arguments.seconds(max_run, "train_max_run", DEFAULT_MAX_RUN_SECONDS)
@@ -144,6 +162,19 @@ class TrainingConfig:
     def job_window_seconds(self) -> int:
         """How long a job may take from start to end: MaxWait with spot, else MaxRuntime."""
         return self.max_wait_seconds or self.max_run_seconds
+
+    def resource_config(self) -> dict[str, Any]:
+        """``ResourceConfig``: one instance type and count, or the instance groups."""
+        if self.instance_groups:
+            return {
+                "InstanceGroups": [group.request() for group in self.instance_groups],
+                "VolumeSizeInGB": self.volume_size_gb,
+            }
+        return {
+            "InstanceCount": self.instance_count,
+            "InstanceType": self.instance_type,
+            "VolumeSizeInGB": self.volume_size_gb,
+        }
 
     def cap_default_max_run(self, seconds: int) -> bool:
         """Lower the SDK's default run time to what a deploy can wait for; False if it was given."""

@@ -10,6 +10,8 @@ a user's own :class:`~cdk_sagemaker_rl.training.step.RLTrainingStep` gets the sa
 from __future__ import annotations
 
 from collections.abc import Sequence
+from inspect import signature
+from typing import Any, cast
 
 from aws_cdk import Stack, Token
 from aws_cdk import aws_ec2 as ec2
@@ -22,8 +24,9 @@ from .._kms import kms_key
 from .._limits import limits
 from .._naming import job_name_base as claim_job_name_base
 from .._s3 import s3_location
+from ..distributed.ray_cluster import LAUNCHER_NAME, RayCluster, ray_cluster
 from ..errors import invalid
-from ..images import ContainerImage
+from ..images import BoundImage, ContainerImage
 from ..source import TrainingSource
 from .config import TrainingConfig
 from .execution_role import create_execution_role, grant_training, imported_role
@@ -50,11 +53,14 @@ def training_job_parts(
     subnets: Sequence[str] | None = None,
     security_group_ids: Sequence[str] | None = None,
     job_name_argument: str = "job_name_base",
+    distribution: RayCluster | None = None,
 ) -> TrainingJobParts:
     """The parts of one job; constructs (role ``ExecutionRole``, ``SecurityGroup``) go in ``scope``.
 
     ``job_name_base`` defaults to one unique to ``scope`` (see README.md#isolation); the created
-    role may write the logs of jobs named ``<base>-*`` only.
+    role may write the logs of jobs named ``<base>-*`` only. With a Ray 2 image or
+    ``distribution``, the job starts through the Ray launcher, which ``source`` must carry
+    (``TrainingSource(..., extra_files=launcher_files(image))``; README.md#distributed-rl).
     """
     if not isinstance(image, ContainerImage):
         raise invalid(
@@ -63,7 +69,21 @@ def training_job_parts(
     if not isinstance(source, TrainingSource):
         raise invalid("source", source, "a TrainingSource")
     base = claim_job_name_base(scope, job_name_base, job_name_argument)
-    bound = image.bind(scope, instance_type=config.instance_type)
+    cluster = ray_cluster(
+        image,
+        distribution,
+        instance_groups=[group.instance_group_name for group in config.instance_groups],
+        environment=config.environment,
+    )
+    if cluster is not None and LAUNCHER_NAME not in source.members:
+        raise invalid(
+            "source",
+            source.node.path,
+            f"a TrainingSource that carries the Ray launcher ({LAUNCHER_NAME}): build it with "
+            "extra_files=launcher_files(image)",
+            see="README.md#distributed-rl",
+        )
+    bound = bind_image(scope, image, config)
     output = s3_location(output_path, output_prefix, "output_path")
     if output is None:
         raise invalid("output_path", None, "an s3://bucket[/prefix] URI or an s3.IBucket")
@@ -119,4 +139,16 @@ def training_job_parts(
         network=network,
         debugger_supported=supported,
         job_name_base=base,
+        ray_cluster=cluster,
     )
+
+
+def bind_image(scope: Construct, image: ContainerImage, config: TrainingConfig) -> BoundImage:
+    """The image for the job's instances: with groups, each group's type is passed on (the
+    first stands for the job); ``instance_groups`` only when there are groups and the image takes
+    them, so images written before groups existed bind as before."""
+    if not config.instance_groups or "instance_groups" not in signature(image.bind).parameters:
+        return image.bind(scope, instance_type=config.instance_type)
+    groups = {g.instance_group_name: g.instance_type for g in config.instance_groups}
+    bind: Any = image.bind
+    return cast(BoundImage, bind(scope, instance_type=config.instance_type, instance_groups=groups))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_cdk import aws_iam as iam
 
@@ -21,7 +21,11 @@ from ..images import BoundImage
 from ..source import TrainingSource
 from .arguments import encode_hyperparameters
 from .config import TrainingConfig
+from .inputs import TrainingInput
 from .network import TrainingNetwork
+
+if TYPE_CHECKING:
+    from ..distributed.ray_cluster import RayCluster
 
 #: Where the training container finds the code when network isolation forbids S3 downloads.
 ISOLATED_SUBMIT_DIRECTORY = "/opt/ml/input/data/code/sourcedir.tar.gz"
@@ -43,26 +47,39 @@ class TrainingJobParts:
     debugger_supported: bool = True
     #: The jobs' name base the role's grants were made for (``training_job_parts`` sets it).
     job_name_base: str | None = None
+    #: Set when the job starts through the Ray launcher (README.md#distributed-rl).
+    ray_cluster: RayCluster | None = None
+
+    @property
+    def program(self) -> str:
+        """``sagemaker_program``: the user's entry point, or the Ray launcher that runs it."""
+        if self.ray_cluster is not None:
+            return self.ray_cluster.program
+        return self.source.entry_point
+
+    def environment(self) -> dict[str, str]:
+        """The container environment: the user's, plus what the Ray launcher reads."""
+        environment = dict(self.config.environment)
+        if self.ray_cluster is not None:
+            environment.update(self.ray_cluster.environment(self.source.entry_point))
+        return environment
 
 
-def input_data_config(parts: TrainingJobParts, inputs: Mapping[str, str]) -> list[dict[str, Any]]:
-    """The channels, each ``S3Prefix`` / ``FullyReplicated`` as the SDK sent them."""
-    channels = dict(inputs)
+def input_data_config(
+    parts: TrainingJobParts, inputs: Mapping[str, str | TrainingInput]
+) -> list[dict[str, Any]]:
+    """The channels, each ``S3Prefix`` / ``FullyReplicated`` as the SDK sent them (plus the
+    instance groups a ``TrainingInput`` names)."""
+    channels = {
+        name: item if isinstance(item, TrainingInput) else TrainingInput(item)
+        for name, item in inputs.items()
+    }
     if parts.config.enable_network_isolation:
         # The container may not reach S3: SageMaker delivers the code as a channel.
-        channels["code"] = parts.source.s3_url
+        channels["code"] = TrainingInput(parts.source.s3_url)
     return [
-        {
-            "ChannelName": name,
-            "DataSource": {
-                "S3DataSource": {
-                    "S3DataType": "S3Prefix",
-                    "S3Uri": uri,
-                    "S3DataDistributionType": "FullyReplicated",
-                }
-            },
-        }
-        for name, uri in channels.items()
+        {"ChannelName": name, "DataSource": {"S3DataSource": item.s3_data_source()}}
+        for name, item in channels.items()
     ]
 
 
@@ -78,7 +95,7 @@ def _hyperparameters(parts: TrainingJobParts, job_name_path: str) -> dict[str, s
     encoded = encode_hyperparameters(config.hyperparameters)
     encoded.update(
         {
-            "sagemaker_program": json.dumps(parts.source.entry_point),
+            "sagemaker_program": json.dumps(parts.program),
             "sagemaker_submit_directory": json.dumps(
                 ISOLATED_SUBMIT_DIRECTORY
                 if config.enable_network_isolation
@@ -99,7 +116,7 @@ def training_request(
     parts: TrainingJobParts,
     *,
     job_name_path: str = "$$.Execution.Name",
-    inputs: Mapping[str, str] | None = None,
+    inputs: Mapping[str, str | TrainingInput] | None = None,
     tags: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The request the Task state sends (JSONPath keys end in ``.$``)."""
@@ -120,19 +137,16 @@ def training_request(
         "AlgorithmSpecification": algorithm,
         "RoleArn": parts.role.role_arn,
         "OutputDataConfig": output,
-        "ResourceConfig": {
-            "InstanceCount": config.instance_count,
-            "InstanceType": config.instance_type,
-            "VolumeSizeInGB": config.volume_size_gb,
-        },
+        "ResourceConfig": config.resource_config(),
         "StoppingCondition": stopping_condition(config),
         "HyperParameters": _hyperparameters(parts, job_name_path),
     }
     channels = input_data_config(parts, inputs or {})
     if channels:
         request["InputDataConfig"] = channels
-    if config.environment:
-        request["Environment"] = dict(config.environment)
+    environment = parts.environment()
+    if environment:
+        request["Environment"] = environment
     if config.use_spot_instances:
         request["EnableManagedSpotTraining"] = True
     if parts.checkpoint is not None:

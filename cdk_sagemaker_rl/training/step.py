@@ -27,6 +27,7 @@ from .._lazy import Later
 from .._naming import check_sagemaker_name
 from ..errors import invalid
 from . import arguments
+from .inputs import TrainingInput, channels, check_channel_groups, uris
 from .request import TrainingJobParts, input_data_config, stopping_condition, training_request
 
 #: The EventBridge rule Step Functions manages for ``createTrainingJob.sync``.
@@ -51,7 +52,7 @@ class RLTrainingStep(sfn.CustomState):
         parts: TrainingJobParts,
         job_name_base: str | None = None,
         job_name: str = "$$.Execution.Name",
-        inputs: Mapping[str, str] | None = None,
+        inputs: Mapping[str, str | TrainingInput] | None = None,
         result_path: str = "$.Training",
     ) -> None:
         if not isinstance(job_name, str) or not job_name.startswith("$"):
@@ -73,7 +74,8 @@ class RLTrainingStep(sfn.CustomState):
             )
         self.job_name_base = check_sagemaker_name(base, "job_name_base")
         self.job_name_path = job_name
-        self._inputs: dict[str, str] = arguments.channels(dict(inputs) if inputs else None)
+        self._inputs: dict[str, TrainingInput] = {}
+        self.add_inputs(inputs or {})
         self._tags = TagManager(TagType.KEY_VALUE, "AWS::SageMaker::TrainingJob")
         request = training_request(parts, job_name_path=job_name)
         # Channels, the run time and tags may change after construction (fit(), Tags.of()).
@@ -145,12 +147,21 @@ class RLTrainingStep(sfn.CustomState):
             arguments.check_tag(str(t["Key"]), str(t["Value"]), "Tags.of(...)") for t in rendered
         ]
 
-    def add_inputs(self, inputs: Mapping[str, str]) -> None:
-        """Channels known only later (``RLEstimator.fit(inputs=...)``)."""
-        self._inputs.update(arguments.channels(dict(inputs)))
+    def add_inputs(self, inputs: Mapping[str, str | TrainingInput]) -> None:
+        """Channels known only later (``RLEstimator.fit(inputs=...)``); the instance groups a
+        ``TrainingInput`` names must be the job's."""
+        added = channels(dict(inputs))
+        check_channel_groups(added, self.parts.config.instance_groups)
+        self._inputs.update(added)
 
     @property
     def inputs(self) -> dict[str, str]:
+        """Channel name -> S3 URI."""
+        return uris(self._inputs)
+
+    @property
+    def channels(self) -> dict[str, TrainingInput]:
+        """Channel name -> its data and instance groups, as the request sends them."""
         return dict(self._inputs)
 
     def bind_to_graph(self, graph: sfn.StateGraph) -> None:
