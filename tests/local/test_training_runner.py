@@ -18,6 +18,7 @@ import pytest
 from moto import mock_aws
 
 from cdk_sagemaker_rl.local import training_runner
+from cdk_sagemaker_rl.local.environments import CACHE_ENV
 from cdk_sagemaker_rl.local.training_runner import run_training_job, unsatisfied_requirements
 
 BUCKET = "jobs"
@@ -469,11 +470,13 @@ exec {python} "$@"
 
 @pytest.fixture
 def fake_python(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An interpreter that records pip calls instead of installing (the venv stays untouched)."""
+    """An interpreter that records pip calls instead of installing (the venv stays untouched),
+    with the environment cache in the test's own directory."""
     path = tmp_path / "fake-python"
     path.write_text(FAKE_PYTHON.format(python=sys.executable))
     path.chmod(0o755)
     monkeypatch.setenv("FAKE_PIP_LOG", str(tmp_path / "pip.log"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "envs"))
     return path
 
 
@@ -489,26 +492,45 @@ def test_satisfied_requirements_are_not_installed(
     assert not (tmp_path / "pip.log").exists()
 
 
-def test_unsatisfied_requirements_are_installed_with_pip(
+def test_unsatisfied_requirements_get_an_environment_of_their_own_once(
     s3: Any, tmp_path: Path, fake_python: Path
 ) -> None:
+    """The user's interpreter is left alone: pip installs into an environment cached by the
+    requirements' hash, which the next job with the same requirements reuses."""
+    requirements = "packaging\ndefinitely-missing-dist-xyz==1.0\n"
     upload_source(
-        s3, {"train.py": "", "requirements.txt": "packaging\ndefinitely-missing-dist-xyz==1.0\n"}
+        s3,
+        {
+            "train.py": "import sys; print('interpreter:', sys.prefix)\n",
+            "requirements.txt": requirements,
+        },
     )
-    result = run_training_job(
-        make_request("job-req-install"),
-        s3=s3,
-        work_root=tmp_path / "work",
-        python=str(fake_python),
-    )
-    assert result.status == "Completed", result.failure_reason
+    results = [
+        run_training_job(
+            make_request(f"job-req-install-{n}"),
+            s3=s3,
+            work_root=tmp_path / "work",
+            python=str(fake_python),
+        )
+        for n in (1, 2)
+    ]
+    assert [r.status for r in results] == ["Completed", "Completed"], results[0].failure_reason
+    (environment,) = [p for p in (tmp_path / "envs").iterdir() if p.is_dir()]
+    # One pip call, from the first job, into that environment:
     assert (tmp_path / "pip.log").read_text().split() == [
-        "-m", "pip", "install", "-r", "requirements.txt",
+        "-m", "pip", "--python", str(environment / "bin" / "python"), "install", "--no-input",
+        "-r", str(tmp_path / "work" / "job-req-install-1" / "code" / "requirements.txt"),
     ]  # fmt: skip
+    first, second = (r.log_lines for r in results)
     assert any(
-        "Installing requirements.txt" in line and "definitely-missing-dist-xyz==1.0" in line
-        for line in result.log_lines
+        "not satisfied" in line and "definitely-missing-dist-xyz==1.0" in line for line in first
     )
+    assert any(
+        f"Building an environment for requirements.txt in {environment}" in line for line in first
+    )
+    assert any(f"Using the environment {environment}" in line for line in second)
+    for lines in (first, second):
+        assert f"interpreter: {environment}" in lines
 
 
 def test_failed_pip_install_fails_the_job(
@@ -523,6 +545,8 @@ def test_failed_pip_install_fails_the_job(
     reason = result.failure_reason or ""
     assert reason.startswith("AlgorithmError: InstallRequirementsError:\nExitCode 1")
     assert "No matching distribution found for definitely-missing-dist-xyz==1.0" in reason
+    # A failed build leaves no environment that a later job would take as complete.
+    assert not [p for p in (tmp_path / "envs").iterdir() if p.is_dir()]
 
 
 def test_unsatisfied_requirements_checks_versions_markers_and_extras(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ What the image does for a script-mode job is small and documented (the open-sour
    ``input/data/<channel>/`` with the channel's S3 objects, ``model/``, ``output/data/``, ``code/``;
 2. fetch ``sagemaker_submit_directory`` (``sourcedir.tar.gz``) into ``code/``, refusing members that
    would land outside it;
-3. ``pip install -r code/requirements.txt`` only when the interpreter does not already satisfy it
-   (the container always installs; doing it here every time would rewrite the user's venv);
+3. run in the user's interpreter when it satisfies ``code/requirements.txt``, else in an
+   environment of its own built with pip once per requirements hash (``..environments``): the
+   container always installs, but here that would rewrite the user's venv, and two examples'
+   pins may conflict;
 4. run ``sagemaker_program`` in ``code/`` with the decoded hyperparameters as ``--key value``
    arguments and the ``SM_*`` environment, streaming every output line to ``on_log``;
 5. upload ``model/`` as ``<S3OutputPath>/<job>/output/model.tar.gz`` and ``output/data/`` as
@@ -18,6 +20,11 @@ What the image does for a script-mode job is small and documented (the open-sour
 6. plot the reward metric (``MetricDefinitions``) over timesteps as ``reward_curve.png`` next to
    the tarballs in ``work_root/<job name>/`` (uploaded next to ``output.tar.gz`` with them), and
    log its path: local mode has no CloudWatch console to show the job's metrics.
+
+A job of N hosts (``InstanceCount`` or ``InstanceGroups``) gets N trees (``algo-k/`` each, with
+its own ``current_host``, group and channels) and N processes, run together in a private network
+namespace where ``algo-k`` is ``127.0.0.(k+1)`` (:mod:`.host_network`); the first host to fail fails
+the job with its error, and the model is every host's ``model/`` in one archive.
 
 Statuses follow DescribeTrainingJob: a non-zero exit is ``Failed`` with a FailureReason in the
 toolkit's ``AlgorithmError: ExecuteUserScriptError`` shape; a stop request is ``Stopped``
@@ -46,12 +53,12 @@ from typing import Any, Literal
 from ..archives import extract_tar_safely
 from ..requirements import unsatisfied_requirements
 from .artifacts import upload_artifacts
-from .contract import Layout, write_config
+from .contract import Layout, host_layouts, write_config
 from .control import Guard, JobFailed, JobStopped, truncate_reason
 from .inputs import download_channels, fetch_source
 from .job import JobSpec
 from .job_log import JobLog
-from .processes import install_requirements, run_entry_point
+from .processes import install_requirements, run_entry_point, run_hosts
 from .reward_curve import write as write_reward_curve
 
 __all__ = [
@@ -116,24 +123,26 @@ def run_training_job(
     job = JobSpec.from_request(request)
     log = JobLog(on_log)
     guard = Guard(job.max_runtime, stop_event, STOP_GRACE_SECONDS)
-    layout = Layout(Path(work_root) / job.name)
-    if layout.base.exists():
-        shutil.rmtree(layout.base)
-    layout.create()
-    log.info(f"Starting training job {job.name} in {layout.base}")
+    base = Path(work_root) / job.name
+    if base.exists():
+        shutil.rmtree(base)
+    layouts = host_layouts(job, base)
+    log.info(f"Starting training job {job.name} in {base}")
     curve: list[Path] = []
     try:
-        write_config(job, layout, log)
-        download_channels(job, layout, s3, log, guard)
-        fetch_source(job, layout, s3, log)
+        for host, layout in zip(job.hosts, layouts, strict=True):
+            layout.create()
+            write_config(job, layout, log, host)
+            download_channels(job, layout, s3, log, guard, host)
+            fetch_source(job, layout, s3, log)
         guard.check()
-        install_requirements(layout, python, job.environment, log, guard)
-        _train_and_plot(job, layout, python, log, guard, curve)
-        model_uri, output_uri = upload_artifacts(job, layout, s3, log, extras=curve)
+        job_python = install_requirements(layouts[0], python, job.environment, log, guard)
+        _train_and_plot(job, base, layouts, job_python, log, guard, curve)
+        model_uri, output_uri = upload_artifacts(job, base, layouts, s3, log, extras=curve)
     except JobStopped as stopped:
         log.info(f"Training job stopped ({stopped.secondary_status}); uploading what it saved")
         try:
-            model_uri, output_uri = upload_artifacts(job, layout, s3, log, extras=curve)
+            model_uri, output_uri = upload_artifacts(job, base, layouts, s3, log, extras=curve)
         except JobFailed as failure:
             log.info(f"Could not upload the artifacts of the stopped job: {failure.reason}")
             return TrainingJobResult(
@@ -151,12 +160,21 @@ def run_training_job(
 
 
 def _train_and_plot(
-    job: JobSpec, layout: Layout, python: str, log: JobLog, guard: Guard, curve: list[Path]
+    job: JobSpec,
+    base: Path,
+    layouts: list[Layout],
+    python: str,
+    log: JobLog,
+    guard: Guard,
+    curve: list[Path],
 ) -> None:
-    """Run the entry point, then plot its reward curve however it ended (into ``curve``)."""
+    """Run the entry point (on every host), then plot its reward curve however it ended."""
     status = "Completed"
     try:
-        run_entry_point(job, layout, python, log, guard)
+        if len(layouts) == 1:
+            run_entry_point(job, layouts[0], python, log, guard)
+        else:
+            run_hosts(job, layouts, python, log, guard)
     except JobStopped:
         status = "Stopped"
         raise
@@ -164,6 +182,6 @@ def _train_and_plot(
         status = "Failed"
         raise
     finally:
-        path = write_reward_curve(job, layout.base, log, status)
+        path = write_reward_curve(job, base, log, status)
         if path is not None:
             curve.append(path)

@@ -16,13 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .job import JobSpec
+from .job import Host, JobSpec
 from .job_log import JobLog
 
-__all__ = ["CURRENT_HOST", "Layout", "to_cmd_args", "training_env", "write_config"]
-
-CURRENT_HOST = "algo-1"
-_GROUP_NAME = "homogeneousCluster"
+__all__ = [
+    "Layout",
+    "host_address",
+    "host_layouts",
+    "to_cmd_args",
+    "training_env",
+    "write_config",
+]
 
 
 @dataclass
@@ -79,6 +83,20 @@ class Layout:
             path.mkdir(parents=True, exist_ok=True)
 
 
+def host_layouts(job: JobSpec, base: Path) -> list[Layout]:
+    """One ``/opt/ml`` tree per host: ``base`` itself for one host (as it always was), else
+    ``base/algo-k`` for each, since every SageMaker host has a tree of its own."""
+    hosts = job.hosts
+    if len(hosts) == 1:
+        return [Layout(base)]
+    return [Layout(base / host.name) for host in hosts]
+
+
+def host_address(host: Host) -> str:
+    """``algo-k`` on ``127.0.0.(k+1)``: every emulated host has a loopback address of its own."""
+    return f"127.0.0.{int(host.name.rsplit('-', 1)[1]) + 1}"
+
+
 def to_cmd_args(hyperparameters: Mapping[str, Any]) -> list[str]:
     """``--key value`` pairs in key order, as the toolkit builds them.
 
@@ -112,69 +130,76 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def write_config(job: JobSpec, layout: Layout, log: JobLog) -> None:
-    if job.instance_count > 1:
-        log.info(
-            f"ResourceConfig.InstanceCount={job.instance_count}: local mode runs one host "
-            f"({CURRENT_HOST}); the script sees a single-host cluster"
-        )
+def write_config(job: JobSpec, layout: Layout, log: JobLog, host: Host | None = None) -> None:
+    host = host or job.hosts[0]
     for name, content in (
         ("hyperparameters.json", job.raw_hyperparameters),
-        ("resourceconfig.json", _resource_config(job)),
-        ("inputdataconfig.json", {c.name: c.config for c in job.channels}),
+        ("resourceconfig.json", _resource_config(job, host)),
+        ("inputdataconfig.json", {c.name: c.config for c in job.channels_for(host)}),
     ):
         (layout.config_dir / name).write_text(json.dumps(content, indent=2, sort_keys=True))
 
 
-def _resource_config(job: JobSpec) -> dict[str, Any]:
-    return {
-        "current_host": CURRENT_HOST,
-        "current_instance_type": job.instance_type,
-        "current_group_name": _GROUP_NAME,
-        "hosts": [CURRENT_HOST],
-        "instance_groups": [
+def _resource_config(job: JobSpec, host: Host) -> dict[str, Any]:
+    hosts = job.hosts
+    groups: dict[str, dict[str, Any]] = {}
+    for member in hosts:
+        group = groups.setdefault(
+            member.group,
             {
-                "instance_group_name": _GROUP_NAME,
-                "instance_type": job.instance_type,
-                "hosts": [CURRENT_HOST],
-            }
-        ],
-        "network_interface_name": "eth0",
+                "instance_group_name": member.group,
+                "instance_type": member.instance_type,
+                "hosts": [],
+            },
+        )
+        group["hosts"].append(member.name)
+    return {
+        "current_host": host.name,
+        "current_instance_type": host.instance_type,
+        "current_group_name": host.group,
+        "hosts": [h.name for h in hosts],
+        "instance_groups": list(groups.values()),
+        "network_interface_name": "eth0" if len(hosts) == 1 else "lo",
     }
 
 
-def training_env(job: JobSpec, layout: Layout, args: list[str]) -> dict[str, str]:
+def training_env(
+    job: JobSpec, layout: Layout, args: list[str], host: Host | None = None
+) -> dict[str, str]:
     """The ``SM_*`` variables (and ``SM_TRAINING_ENV``, all of them as one JSON document)."""
+    hosts = job.hosts
+    host = host or hosts[0]
     program = job.program or ""
-    channel_dirs = {c.name: str(layout.data_dir / c.name) for c in job.channels}
+    channel_dirs = {c.name: str(layout.data_dir / c.name) for c in job.channels_for(host)}
     hps = job.user_hyperparameters
     framework_module = job.environment.get("SAGEMAKER_TRAINING_MODULE")
     summary: dict[str, Any] = {
         "additional_framework_parameters": {},
         "channel_input_dirs": channel_dirs,
-        "current_host": CURRENT_HOST,
-        "current_instance_group": _GROUP_NAME,
-        "current_instance_type": job.instance_type,
+        "current_host": host.name,
+        "current_instance_group": host.group,
+        "current_instance_type": host.instance_type,
         "framework_module": framework_module,
-        "hosts": [CURRENT_HOST],
+        "hosts": [h.name for h in hosts],
         "hyperparameters": hps,
         "input_config_dir": str(layout.config_dir),
-        "input_data_config": {c.name: c.config for c in job.channels},
+        "input_data_config": {c.name: c.config for c in job.channels_for(host)},
         "input_dir": str(layout.input_dir),
-        "is_master": True,
+        "is_master": host.name == hosts[0].name,
         "job_name": job.name,
         "log_level": job.log_level,
-        "master_hostname": CURRENT_HOST,
+        "master_hostname": hosts[0].name,
         "model_dir": str(layout.model_dir),
         "module_dir": job.submit_directory,
         "module_name": program.removesuffix(".py"),
-        "network_interface_name": "eth0",
-        "num_cpus": _cpu_count(),
+        "network_interface_name": "eth0" if len(hosts) == 1 else "lo",
+        # The hosts share this machine's cores: each gets its share, as each instance has its own.
+        "num_cpus": max(1, _cpu_count() // len(hosts)),
         "num_gpus": 0,
         "output_data_dir": str(layout.output_data_dir),
         "output_dir": str(layout.output_dir),
         "output_intermediate_dir": str(layout.intermediate_dir),
-        "resource_config": _resource_config(job),
+        "resource_config": _resource_config(job, host),
         "user_entry_point": program,
     }
     env = {

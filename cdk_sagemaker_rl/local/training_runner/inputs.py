@@ -14,7 +14,7 @@ from typing import Any
 from ..archives import extract_tar_safely, safe_destination
 from .contract import Layout
 from .control import Guard, JobFailed, JobStopped
-from .job import JobSpec, split_s3_uri
+from .job import Host, JobSpec, split_s3_uri
 from .job_log import JobLog
 
 __all__ = ["download_channels", "fetch_source"]
@@ -35,7 +35,10 @@ def _relative_key(prefix: str, key: str) -> str:
     return key[prefix.rfind("/") + 1 :]
 
 
-def download_channels(job: JobSpec, layout: Layout, s3: Any, log: JobLog, guard: Guard) -> None:
+def download_channels(
+    job: JobSpec, layout: Layout, s3: Any, log: JobLog, guard: Guard, host: Host | None = None
+) -> None:
+    """Download the channels ``host`` receives (all of them for a one-host job)."""
     if job.input_mode == "Pipe" or any(
         c.config["TrainingInputMode"] == "Pipe" for c in job.channels
     ):
@@ -43,7 +46,7 @@ def download_channels(job: JobSpec, layout: Layout, s3: Any, log: JobLog, guard:
             "ClientError: TrainingInputMode Pipe is not supported in local mode; "
             "use File or FastFile"
         )
-    for channel in job.channels:
+    for channel in job.channels if host is None else job.channels_for(host):
         data_type = channel.config["S3DataType"]
         if data_type != "S3Prefix" or not channel.s3_uri:
             raise JobFailed(

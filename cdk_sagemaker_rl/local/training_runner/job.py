@@ -12,11 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Channel", "JobSpec", "decode_hyperparameter", "split_s3_uri"]
+__all__ = ["Channel", "Host", "InstanceGroup", "JobSpec", "decode_hyperparameter", "split_s3_uri"]
 
 _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _DEFAULT_MAX_RUNTIME = 86400
 _DEFAULT_LOG_LEVEL = 20
+
+
+#: The instance group name SageMaker reports for a job without ``InstanceGroups``.
+HOMOGENEOUS_GROUP = "homogeneousCluster"
 
 
 @dataclass
@@ -26,6 +30,26 @@ class Channel:
     name: str
     s3_uri: str
     config: dict[str, str]
+    #: ``S3DataSource.InstanceGroupNames``: only these groups' hosts get the data (None: all).
+    instance_groups: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class InstanceGroup:
+    """One ``ResourceConfig.InstanceGroups`` entry (or the whole job, without them)."""
+
+    name: str
+    instance_type: str
+    count: int
+
+
+@dataclass(frozen=True)
+class Host:
+    """One host of the job: ``algo-k``, numbered from 1 in group order."""
+
+    name: str
+    group: str
+    instance_type: str
 
 
 @dataclass
@@ -44,6 +68,25 @@ class JobSpec:
     environment: dict[str, str]
     #: ``AlgorithmSpecification.MetricDefinitions``: ``{"Name": ..., "Regex": ...}`` each.
     metric_definitions: list[dict[str, str]] = field(default_factory=list)
+    #: ``ResourceConfig.InstanceGroups``, or one group of InstanceCount hosts without them.
+    instance_groups: list[InstanceGroup] = field(default_factory=list)
+
+    @property
+    def hosts(self) -> list[Host]:
+        groups = self.instance_groups or [
+            InstanceGroup(HOMOGENEOUS_GROUP, self.instance_type, self.instance_count)
+        ]
+        hosts: list[Host] = []
+        for group in groups:
+            for _ in range(group.count):
+                hosts.append(Host(f"algo-{len(hosts) + 1}", group.name, group.instance_type))
+        return hosts
+
+    def channels_for(self, host: Host) -> list[Channel]:
+        """The channels SageMaker delivers to ``host`` (InstanceGroupNames restricts them)."""
+        return [
+            c for c in self.channels if c.instance_groups is None or host.group in c.instance_groups
+        ]
 
     @property
     def user_hyperparameters(self) -> dict[str, Any]:
@@ -107,8 +150,31 @@ class JobSpec:
                 config["CompressionType"] = str(channel["CompressionType"])
             data_type = str(s3_source.get("S3DataType", "S3Prefix"))
             config["S3DataType"] = data_type
-            channels.append(Channel(channel_name, str(s3_source.get("S3Uri", "")), config))
+            groups = s3_source.get("InstanceGroupNames")
+            channels.append(
+                Channel(
+                    channel_name,
+                    str(s3_source.get("S3Uri", "")),
+                    config,
+                    tuple(str(g) for g in groups) if groups else None,
+                )
+            )
         resources = request.get("ResourceConfig") or {}
+        instance_groups = [
+            InstanceGroup(
+                str(g.get("InstanceGroupName", "")),
+                str(g.get("InstanceType", "local")),
+                int(g.get("InstanceCount", 1)),
+            )
+            for g in resources.get("InstanceGroups") or []
+        ]
+        if any(not g.name for g in instance_groups) or len(
+            {g.name for g in instance_groups}
+        ) != len(instance_groups):
+            raise ValueError(
+                "request['ResourceConfig']['InstanceGroups'] needs a distinct InstanceGroupName "
+                "for every group"
+            )
         stopping = request.get("StoppingCondition") or {}
         return cls(
             name=name,
@@ -116,8 +182,15 @@ class JobSpec:
             hyperparameters={k: decode_hyperparameter(v) for k, v in raw.items()},
             channels=channels,
             output_path=output_path.rstrip("/"),
-            instance_type=str(resources.get("InstanceType", "local")),
-            instance_count=int(resources.get("InstanceCount", 1)),
+            instance_type=str(
+                resources.get("InstanceType")
+                or (instance_groups[0].instance_type if instance_groups else "local")
+            ),
+            instance_count=(
+                sum(g.count for g in instance_groups)
+                if instance_groups
+                else int(resources.get("InstanceCount", 1))
+            ),
             max_runtime=int(stopping.get("MaxRuntimeInSeconds", _DEFAULT_MAX_RUNTIME)),
             input_mode=input_mode,
             environment={str(k): str(v) for k, v in (request.get("Environment") or {}).items()},
@@ -126,6 +199,7 @@ class JobSpec:
                 for m in algorithm.get("MetricDefinitions") or []
                 if isinstance(m, Mapping)
             ],
+            instance_groups=instance_groups,
         )
 
 
