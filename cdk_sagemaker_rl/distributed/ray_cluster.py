@@ -56,19 +56,14 @@ class RayCluster:
             )
         low, high = limit("ray_cluster", "startup_timeout_seconds").values()
         timeout = self.startup_timeout
-        if (
-            not isinstance(timeout, Duration)
-            or Token.is_unresolved(timeout.to_seconds())
-            or not low <= timeout.to_seconds() <= high
-        ):
-            raise invalid(
-                "startup_timeout",
-                timeout,
-                f"an aws_cdk.Duration of {low} s to {high} s",
-                see=DISTRIBUTED,
-            )
-        if int(timeout.to_seconds()) != timeout.to_seconds():
+        allowed = f"an aws_cdk.Duration of {low} s to {high} s"
+        if not isinstance(timeout, Duration) or Token.is_unresolved(timeout.to_milliseconds()):
+            raise invalid("startup_timeout", timeout, allowed, see=DISTRIBUTED)
+        milliseconds = timeout.to_milliseconds()
+        if milliseconds % 1000:
             raise invalid("startup_timeout", timeout, "a whole number of seconds", see=DISTRIBUTED)
+        if not low <= milliseconds // 1000 <= high:
+            raise invalid("startup_timeout", timeout, allowed, see=DISTRIBUTED)
         low, high = limit("ray_cluster", "port").values()
         port = self.port
         if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= high:
@@ -88,7 +83,7 @@ class RayCluster:
         """What the launcher reads: the entry point as bundled and this cluster's settings."""
         environment = {
             ENTRY_POINT_VARIABLE: entry_point,
-            STARTUP_TIMEOUT_VARIABLE: str(int(self.startup_timeout.to_seconds())),
+            STARTUP_TIMEOUT_VARIABLE: str(int(self.startup_timeout.to_milliseconds()) // 1000),
             PORT_VARIABLE: str(self.port),
         }
         if self.head_instance_group is not None:
