@@ -176,8 +176,11 @@ FACTS = {
 
 
 def test_catalogue_holds_exactly_the_sdk_toolkit_matrix_plus_vw() -> None:
+    """The SageMaker RL images; the maintained entries are checked in test_images_ray2.py."""
     catalogue: dict[tuple[str, str], dict[str, str | None]] = {}
     for spec in rl_image_specs():
+        if spec.maintained:
+            continue
         key = (spec.toolkit.value, spec.toolkit_version)
         framework = spec.framework.value if spec.framework else "none"
         catalogue.setdefault(key, {})[framework] = spec.framework_version
@@ -218,7 +221,9 @@ def test_dns_suffix_rule(region: str, suffix: str) -> None:
         (("coach", None, "tensorflow"), "1.0.0", "1.12"),
         (("coach", None, "mxnet"), "0.11.0", "1.3"),
         (("ray", None, "tensorflow"), "1.6.0", "2.5.0"),
-        (("ray", None, "pytorch"), "1.6.0", "1.8.1"),
+        # the maintained Ray 2 entry carries the newest torch, so it wins the framework rule
+        (("ray", None, "pytorch"), "2.60.0", "2.8.0"),
+        (("ray", None, "pytorch", "1.8"), "1.6.0", "1.8.1"),
         (("vw",), "8.7.0", None),
         # major.minor matches the latest patch and, among those, the latest pinned toolkit
         (("ray", None, "tensorflow", "2.5"), "1.6.0", "2.5.0"),

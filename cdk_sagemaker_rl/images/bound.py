@@ -32,7 +32,13 @@ class BoundImage:
     framework: RLFramework | None = None
     framework_version: str | None = None
     processor: Processor | None = None
-    """None when unknown (a custom image does not say which processor it was built for)."""
+    """None when unknown (a custom image that does not declare ``processors=``). With instance
+    groups, the one variant that every group runs (see ``groups.processor_for_groups``)."""
+    ray_version: str | None = None
+    """The Ray release of a maintained catalogue entry, which the image itself does not contain:
+    the training code must install ``ray_requirement`` and start Ray on every host."""
+    ray_requirement: str | None = None
+    """The pip requirement for ``ray_version`` (``ray[rllib]==2.60.0``); None otherwise."""
 
     def grant_pull(self, grantee: iam.IGrantable) -> iam.Grant | None:
         """Allow ``grantee`` (the SageMaker execution role) to pull this image.

@@ -41,7 +41,8 @@ def _versions_agree(requested: str, catalogued: str) -> bool:
 
 @dataclass(frozen=True)
 class RLImageSpec:
-    """One SageMaker RL training image, as recorded in the catalogue."""
+    """One RL training image of the catalogue: a SageMaker RL image, or a maintained toolkit
+    version that runs on a framework image (``base_family``) after installing ``requirement``."""
 
     toolkit: RLToolkit
     toolkit_version: str
@@ -52,6 +53,21 @@ class RLImageSpec:
     py_version: str | None
     processors: tuple[Processor, ...]
     registry: str
+    base_family: str | None = None
+    """The framework family the image belongs to; None for the SageMaker RL images."""
+    requirement: str | None = None
+    """The pip requirement that puts the toolkit into the base image (``ray[rllib]==2.60.0``)."""
+    serving_family: str | None = None
+    serving_version: str | None = None
+    known_issue: str | None = None
+    """What is publicly reported about the image that users should hear at synth time."""
+    gpu_image_on_cpu_groups: bool = False
+    """True when the GPU variant also runs on CPU instances (``groups.processor_for_groups``)."""
+
+    @property
+    def maintained(self) -> bool:
+        """The SageMaker RL images are frozen; entries on a framework image are patched by AWS."""
+        return self.base_family is not None
 
 
 @dataclass(frozen=True)
@@ -69,6 +85,7 @@ class FrameworkFamily:
     processors: tuple[Processor, ...]
     aliases: Mapping[str, str]
     versions: Mapping[str, FrameworkVersion]
+    gpu_image_on_cpu_groups: bool = False
 
     def accepted_versions(self) -> list[str]:
         return sorted([*self.aliases, *self.versions], key=version_key)
@@ -88,20 +105,6 @@ def catalogue() -> _Catalogue:
     raw: dict[str, Any] = json.loads(
         resources.files("cdk_sagemaker_rl").joinpath("_data/images.json").read_text("utf-8")
     )
-    rl_images = tuple(
-        RLImageSpec(
-            toolkit=RLToolkit(item["toolkit"]),
-            toolkit_version=item["toolkit_version"],
-            framework=RLFramework(item["framework"]) if item["framework"] else None,
-            framework_version=item["framework_version"],
-            repository=item["repository"],
-            tag_prefix=item["tag_prefix"],
-            py_version=item["py_version"],
-            processors=tuple(Processor(p) for p in item["processors"]),
-            registry=item["registry"],
-        )
-        for item in raw["rl_images"]
-    )
     families = {
         name: FrameworkFamily(
             name=name,
@@ -113,6 +116,7 @@ def catalogue() -> _Catalogue:
                 v: FrameworkVersion(c["repository"], tuple(c["py_versions"]), c["registry"])
                 for v, c in fam["versions"].items()
             },
+            gpu_image_on_cpu_groups=bool(fam.get("gpu_image_on_cpu_groups", False)),
         )
         for name, fam in raw["framework_images"].items()
     }
@@ -120,8 +124,52 @@ def catalogue() -> _Catalogue:
         default_dns_suffix=raw["dns_suffixes"]["default"],
         dns_suffix_by_prefix=dict(raw["dns_suffixes"]["by_region_prefix"]),
         registries={k: dict(v) for k, v in raw["registries"].items()},
-        rl_images=rl_images,
+        rl_images=tuple(_rl_spec(item, families) for item in raw["rl_images"]),
         families=families,
+    )
+
+
+def _rl_spec(item: Mapping[str, Any], families: Mapping[str, FrameworkFamily]) -> RLImageSpec:
+    """A catalogue entry; one on a framework image takes repository, tag and registry from it,
+    so that the two can never disagree (a refresh of the family refreshes the entry)."""
+    common: dict[str, Any] = {
+        "toolkit": RLToolkit(item["toolkit"]),
+        "toolkit_version": item["toolkit_version"],
+        "framework": RLFramework(item["framework"]) if item["framework"] else None,
+        "framework_version": item["framework_version"],
+        "processors": tuple(Processor(p) for p in item["processors"]),
+        "known_issue": item.get("known_issue"),
+    }
+    base = item.get("base_image")
+    if base is None:
+        return RLImageSpec(
+            repository=item["repository"],
+            tag_prefix=item["tag_prefix"],
+            py_version=item["py_version"],
+            registry=item["registry"],
+            **common,
+        )
+    family = families[base["family"]]
+    config = family.versions[base["version"]]
+    serving = item["serving_image"]
+    if base["py_version"] not in config.py_versions or serving["version"] not in (
+        families[serving["family"]].versions
+    ):
+        raise ValueError(
+            f"images.json: {item['toolkit']} {item['toolkit_version']} names an "
+            "image version or py_version its family does not have"
+        )
+    return RLImageSpec(
+        repository=config.repository,
+        tag_prefix=base["version"],
+        py_version=base["py_version"],
+        registry=config.registry,
+        base_family=family.name,
+        requirement=item["requirement"],
+        serving_family=serving["family"],
+        serving_version=serving["version"],
+        gpu_image_on_cpu_groups=family.gpu_image_on_cpu_groups,
+        **common,
     )
 
 
@@ -155,6 +203,26 @@ def check_version_string(argument: str, value: object, examples: str) -> str:
     return value
 
 
+def _versions_text(toolkit: RLToolkit, specs: Sequence[RLImageSpec]) -> str:
+    """The catalogued versions; maintained ones first and apart, because they are the ones to
+    move to and a version missing there is a catalogue refresh, not a typo."""
+
+    def listed(maintained: bool) -> str:
+        found = {s.toolkit_version for s in specs if s.maintained is maintained}
+        return ", ".join(sorted(found, key=version_key))
+
+    maintained, legacy = listed(True), listed(False)
+    if not maintained:
+        return f"a {toolkit.value} version in the catalogue: {legacy}"
+    requirement = next(s.requirement for s in specs if s.maintained)
+    return (
+        f"a {toolkit.value} version in the catalogue: maintained (a Deep Learning Container plus "
+        f"a pip requirement such as {requirement}): {maintained}; unmaintained SageMaker RL "
+        f"images: {legacy}. For another {toolkit.value} release use ContainerImage."
+        "pytorch_training(...) and pin it in your requirements.txt"
+    )
+
+
 def _describe_support(specs: Sequence[RLImageSpec]) -> str:
     return "; ".join(
         f"{s.toolkit.value} {s.toolkit_version} with "
@@ -176,10 +244,7 @@ def resolve_rl(
 
     if toolkit_version is not None and toolkit_version not in versions:
         raise invalid(
-            "toolkit_version",
-            toolkit_version,
-            f"a {tk.value} version in the catalogue: {', '.join(versions)}",
-            see=IMAGES_REFERENCE,
+            "toolkit_version", toolkit_version, _versions_text(tk, of_toolkit), see=IMAGES_REFERENCE
         )
     if framework_version is not None:
         check_version_string("framework_version", framework_version, "1.12 or 2.5.0")
@@ -349,3 +414,36 @@ def resolve_framework(
             see=IMAGES_REFERENCE,
         )
     return family, version, config, py
+
+
+def serving_choice(spec: RLImageSpec) -> tuple[str, str, bool]:
+    """The framework family, version and patch fallback of the image that serves ``spec``.
+
+    Raises a ValidationError naming the alternatives when there is none (Vowpal Wabbit, a torch
+    version without a PyTorch inference image).
+    """
+    if spec.serving_family is not None and spec.serving_version is not None:
+        return spec.serving_family, spec.serving_version, False
+    version = spec.framework_version
+    reason = "Vowpal Wabbit models"
+    if spec.toolkit is not RLToolkit.VW and version is not None:
+        if spec.framework is RLFramework.TENSORFLOW:
+            return "tensorflow-serving", version, True
+        if spec.framework is RLFramework.MXNET:
+            return "mxnet-serving", version, True
+        inference = catalogue().families["pytorch-inference"].accepted_versions()
+        if version in inference:
+            return "pytorch-inference", version, False
+        reason = (
+            f"policies trained with torch {version}: pytorch-inference has {', '.join(inference)}"
+        )
+    raise invalid(
+        "serving image for",
+        f"{spec.toolkit.value}-{spec.toolkit_version}"
+        + (f"-{spec.framework.value}" if spec.framework else ""),
+        "an image trained with TensorFlow, MXNet or a torch version that has a PyTorch "
+        f"inference image (there is no SageMaker serving image for {reason}); pass a serving "
+        "image explicitly, e.g. ContainerImage.pytorch_inference(...) with an inference "
+        "script, or ContainerImage.from_uri(...)",
+        see=IMAGES_REFERENCE,
+    )

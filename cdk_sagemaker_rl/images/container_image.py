@@ -13,41 +13,37 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import Fn, Stack
 from aws_cdk import aws_ecr as ecr
-from aws_cdk import aws_ecr_assets as ecr_assets
 from constructs import Construct
 
-from .._tokens import REGION, URL_SUFFIX, is_token_string
-from ..errors import ValidationError, invalid
 from .bound import BoundImage
 from .catalogue import (
     FrameworkFamily,
     FrameworkVersion,
     RLImageSpec,
-    catalogue,
-    dns_suffix_for_region,
     resolve_framework,
     resolve_rl,
     rl_versions_hint,
+    serving_choice,
 )
-from .ecr_uri import parse_ecr_uri
-from .registry import RegistryMapping
+from .ecr_uri import EcrImageReference, parse_ecr_uri
+from .groups import catalogue_processor, check_declared, parse_processors
+from .notices import warn_if_unmaintained
+from .registry import locate_image
 from .toolkits import (
-    IMAGES_REFERENCE,
     Processor,
     RLFramework,
     RLToolkit,
-    processor_for,
 )
 from .user_image_checks import (
     asset_platform,
     check_asset,
     check_image_uri,
-    check_repository_and_tag,
+    docker_asset,
+    repository_image_uri,
 )
 
 
@@ -63,8 +59,20 @@ class ContainerImage(ABC):
     """
 
     @abstractmethod
-    def bind(self, scope: Construct, *, instance_type: str) -> BoundImage:
-        """Resolve the image for the stack of ``scope`` and an instance type."""
+    def bind(
+        self,
+        scope: Construct,
+        *,
+        instance_type: str,
+        instance_groups: Mapping[str, str] | None = None,
+    ) -> BoundImage:
+        """Resolve the image for the stack of ``scope`` and the instances that run it.
+
+        ``instance_groups`` (group name -> instance type) is for a heterogeneous training job:
+        SageMaker runs one image on every group, so every group's type is checked and one
+        processor variant is chosen for all of them (README.md#container-images); the groups then
+        decide and ``instance_type`` is not consulted.
+        """
 
     @property
     def is_custom(self) -> bool:
@@ -85,6 +93,17 @@ class ContainerImage(ABC):
 
     @property
     def framework_version(self) -> str | None:
+        return None
+
+    @property
+    def ray_version(self) -> str | None:
+        """The Ray release of a maintained Ray catalogue entry (``2.60.0``), else None: a Deep
+        Learning Container without Ray, where the job installs :attr:`ray_requirement`."""
+        return None
+
+    @property
+    def ray_requirement(self) -> str | None:
+        """The pip requirement of :attr:`ray_version` (``ray[rllib]==2.60.0``), else None."""
         return None
 
     def serving_image(self) -> ContainerImage:
@@ -161,22 +180,34 @@ class ContainerImage(ABC):
         )
 
     @staticmethod
-    def from_uri(uri: str) -> ContainerImage:
+    def from_uri(uri: str, processors: Sequence[Processor | str] | None = None) -> ContainerImage:
         """Any image URI, like the SDK's ``image_uri`` / the seed's ``image_name``.
 
         An ECR URI (``<account>.dkr.ecr.<region>.<suffix>/<repo>[:tag|@sha256:...]``) is parsed so
         the execution role's pull permission can be scoped to that repository. Other URIs (and
         tokens) are passed through and get no repository ARN: grant pull access yourself.
+
+        ``processors`` says what the image runs on (``("cpu",)``, ``("gpu",)`` or both); given,
+        an instance type or instance group it cannot run on is refused at synth, as for the
+        images AWS publishes. None (the default) means unknown: nothing is checked.
         """
-        return _UriImage(uri)
+        label = f"ContainerImage.from_uri({check_image_uri(uri)!r})"
+        return _UserImage(uri, label, parse_processors(processors), reference=parse_ecr_uri(uri))
 
     @staticmethod
-    def from_ecr_repository(repository: ecr.IRepository, tag: str = "latest") -> ContainerImage:
+    def from_ecr_repository(
+        repository: ecr.IRepository,
+        tag: str = "latest",
+        processors: Sequence[Processor | str] | None = None,
+    ) -> ContainerImage:
         """An image in an ECR repository of this app or an imported one.
 
-        ``tag`` may also be a ``sha256:`` digest, which pins the exact image.
+        ``tag`` may also be a ``sha256:`` digest, which pins the exact image; ``processors`` is
+        the same declaration as :meth:`from_uri`'s.
         """
-        return _EcrRepositoryImage(repository, tag)
+        uri = repository_image_uri(repository, tag)
+        label = f"the image {tag} of ECR repository {repository.node.path}"
+        return _UserImage(uri, label, parse_processors(processors), repository=repository)
 
     @staticmethod
     def from_asset(directory: str | os.PathLike[str], **kwargs: Any) -> ContainerImage:
@@ -204,12 +235,14 @@ class _CatalogueImage(ContainerImage):
         py_version: str | None,
         processors: tuple[Processor, ...],
         registry: str,
+        gpu_image_on_cpu_groups: bool = False,
     ) -> None:
         self._repository = repository
         self._tag_prefix = tag_prefix
         self._py_version = py_version
         self._processors = processors
         self._registry = registry
+        self._gpu_image_on_cpu_groups = gpu_image_on_cpu_groups
 
     @property
     def is_custom(self) -> bool:
@@ -226,53 +259,29 @@ class _CatalogueImage(ContainerImage):
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._label()})"
 
-    def _processor(self, instance_type: str) -> Processor:
-        return processor_for(self._label(), self._processors, instance_type)
-
     def _unsupported_region_hint(self, region: str) -> str:
         return ""
 
-    def bind(self, scope: Construct, *, instance_type: str) -> BoundImage:
-        processor = self._processor(instance_type)
-        tag = self._tag(processor)
-        stack = Stack.of(scope)
-        region = stack.region
-        accounts = catalogue().registries[self._registry]
-        if not is_token_string(region):
-            if region not in accounts:
-                raise invalid(
-                    "region",
-                    region,
-                    f"a region where {self._repository}:{tag} is published: "
-                    f"{', '.join(sorted(accounts))}{self._unsupported_region_hint(region)}",
-                    see=IMAGES_REFERENCE,
-                )
-            account = accounts[region]
-            host = f"{account}.dkr.ecr.{region}.{dns_suffix_for_region(region)}"
-            image_uri = f"{host}/{self._repository}:{tag}"
-            arn_region = region
-        else:
-            registry = RegistryMapping.of(stack, self._registry)
-            registry.description.images.add(f"{self._repository}:{tag}")
-            account = registry.mapping.find_in_map(REGION, "account")
-            image_uri = Fn.join(
-                "",
-                [
-                    account,
-                    ".dkr.ecr.",
-                    REGION,
-                    ".",
-                    URL_SUFFIX,
-                    f"/{self._repository}:{tag}",
-                ],
-            )
-            arn_region = REGION
-        arn = stack.format_arn(
-            service="ecr",
-            resource="repository",
-            resource_name=self._repository,
-            account=account,
-            region=arn_region,
+    def bind(
+        self,
+        scope: Construct,
+        *,
+        instance_type: str,
+        instance_groups: Mapping[str, str] | None = None,
+    ) -> BoundImage:
+        processor = catalogue_processor(
+            self._label(),
+            self._processors,
+            instance_type,
+            instance_groups,
+            gpu_image_on_cpu_groups=self._gpu_image_on_cpu_groups,
+        )
+        image_uri, arn = locate_image(
+            scope,
+            self._registry,
+            self._repository,
+            self._tag(processor),
+            self._unsupported_region_hint,
         )
         return BoundImage(
             image_uri=image_uri,
@@ -283,6 +292,8 @@ class _CatalogueImage(ContainerImage):
             framework=self.framework,
             framework_version=self.framework_version,
             processor=processor,
+            ray_version=self.ray_version,
+            ray_requirement=self.ray_requirement,
         )
 
 
@@ -296,6 +307,7 @@ class RLToolkitImage(_CatalogueImage):
             py_version=spec.py_version,
             processors=spec.processors,
             registry=spec.registry,
+            gpu_image_on_cpu_groups=spec.gpu_image_on_cpu_groups,
         )
         self.spec = spec
 
@@ -315,45 +327,46 @@ class RLToolkitImage(_CatalogueImage):
     def framework_version(self) -> str | None:
         return self.spec.framework_version
 
+    @property
+    def ray_version(self) -> str | None:
+        spec = self.spec
+        return spec.toolkit_version if spec.maintained and spec.toolkit is RLToolkit.RAY else None
+
+    @property
+    def ray_requirement(self) -> str | None:
+        return self.spec.requirement if self.ray_version else None
+
     def _unsupported_region_hint(self, region: str) -> str:
         return rl_versions_hint(self.spec, region)
+
+    def bind(
+        self,
+        scope: Construct,
+        *,
+        instance_type: str,
+        instance_groups: Mapping[str, str] | None = None,
+    ) -> BoundImage:
+        """As for every catalogue image, plus a synth warning when the image is unmaintained."""
+        bound = super().bind(scope, instance_type=instance_type, instance_groups=instance_groups)
+        if bound.processor is not None:
+            warn_if_unmaintained(scope, self.spec, self._label(bound.processor))
+        return bound
 
     def serving_image(self) -> ContainerImage:
         """The image to host a policy trained with this image.
 
         Coach follows the SDK's ``RLEstimator.deploy()``: TF Serving for TensorFlow, the MXNet
         serving image for MXNet. The SDK refused Ray; Ray with TensorFlow saves a SavedModel that
-        TF Serving of the same TensorFlow line hosts, and Ray with PyTorch is hosted by the PyTorch
-        inference image of its torch version (with an inference script), when the catalogue has
-        one. Vowpal Wabbit models have no SageMaker serving image: a ValidationError names the
-        alternatives.
+        TF Serving of the same TensorFlow line hosts, Ray with PyTorch is hosted by the PyTorch
+        inference image of its torch version (with an inference script). A maintained entry names
+        its serving image in the catalogue: AWS publishes no PyTorch inference image after 2.6, so
+        Ray 2.60.0 (torch 2.8.0) is served by pytorch-inference 2.6.0 on the same Python, loading
+        the policy's state dict with plain torch. Vowpal Wabbit has no serving image (an error).
         """
-        spec = self.spec
-        version = spec.framework_version
-        reason = "Vowpal Wabbit models"
-        if spec.toolkit is not RLToolkit.VW and version is not None:
-            if spec.framework is RLFramework.TENSORFLOW:
-                return ContainerImage.tensorflow_serving(version)
-            if spec.framework is RLFramework.MXNET:
-                return ContainerImage.mxnet_serving(version)
-            if spec.framework is RLFramework.PYTORCH:
-                try:
-                    return ContainerImage.pytorch_inference(version)
-                except ValidationError:
-                    inference = catalogue().families["pytorch-inference"].accepted_versions()
-                    reason = (
-                        f"policies trained with torch {version}: pytorch-inference has "
-                        f"{', '.join(inference)}"
-                    )
-        raise invalid(
-            "serving image for",
-            f"{spec.toolkit.value}-{spec.toolkit_version}"
-            + (f"-{spec.framework.value}" if spec.framework else ""),
-            "an image trained with TensorFlow, MXNet or a torch version that has a PyTorch "
-            f"inference image (there is no SageMaker serving image for {reason}); pass a serving "
-            "image explicitly, e.g. ContainerImage.pytorch_inference(...) with an inference "
-            "script, or ContainerImage.from_uri(...)",
-            see=IMAGES_REFERENCE,
+        family, version, patch_fallback = serving_choice(self.spec)
+        argument = "framework_version" if patch_fallback else "version"
+        return _FrameworkImage.create(
+            family, version, None, argument, patch_fallback=patch_fallback
         )
 
 
@@ -373,6 +386,7 @@ class _FrameworkImage(_CatalogueImage):
             py_version=py_version,
             processors=family.processors,
             registry=config.registry,
+            gpu_image_on_cpu_groups=family.gpu_image_on_cpu_groups,
         )
         self._family = family
         self._version = version
@@ -419,32 +433,39 @@ class _FrameworkImage(_CatalogueImage):
 # ---- user-provided images ------------------------------------------------------------------
 
 
-class _UriImage(ContainerImage):
-    def __init__(self, uri: str) -> None:
-        self.uri = check_image_uri(uri)
-        self.ecr = parse_ecr_uri(uri)
+class _UserImage(ContainerImage):
+    """An image the user names: a URI, or a tag or digest of an ECR repository."""
+
+    def __init__(
+        self,
+        uri: str,
+        label: str,
+        processors: tuple[Processor, ...] | None,
+        *,
+        reference: EcrImageReference | None = None,
+        repository: ecr.IRepository | None = None,
+    ) -> None:
+        self.uri, self.label, self.processors = uri, label, processors
+        self.reference, self.repository = reference, repository
 
     def __repr__(self) -> str:
-        return f"ContainerImage.from_uri({self.uri!r})"
+        return self.label
 
-    def bind(self, scope: Construct, *, instance_type: str) -> BoundImage:
-        arns = (self.ecr.repository_arn(scope),) if self.ecr else ()
-        return BoundImage(image_uri=self.uri, repository_arns=arns, is_custom=True)
-
-
-class _EcrRepositoryImage(ContainerImage):
-    def __init__(self, repository: ecr.IRepository, tag: str) -> None:
-        check_repository_and_tag(repository, tag)
-        self.repository = repository
-        self.tag = tag
-
-    def bind(self, scope: Construct, *, instance_type: str) -> BoundImage:
-        if not is_token_string(self.tag) and self.tag.startswith("sha256:"):
-            uri = self.repository.repository_uri_for_digest(self.tag)
-        else:
-            uri = self.repository.repository_uri_for_tag(self.tag)
+    def bind(
+        self,
+        scope: Construct,
+        *,
+        instance_type: str,
+        instance_groups: Mapping[str, str] | None = None,
+    ) -> BoundImage:
+        processor = check_declared(self.label, self.processors, instance_type, instance_groups)
+        arns: tuple[str, ...] = ()
+        if self.repository is not None:
+            arns = (self.repository.repository_arn,)
+        elif self.reference is not None:
+            arns = (self.reference.repository_arn(scope),)
         return BoundImage(
-            image_uri=uri, repository_arns=(self.repository.repository_arn,), is_custom=True
+            image_uri=self.uri, repository_arns=arns, is_custom=True, processor=processor
         )
 
 
@@ -457,20 +478,19 @@ class _AssetImage(ContainerImage):
     def __repr__(self) -> str:
         return f"ContainerImage.from_asset({self.directory!r})"
 
-    def bind(self, scope: Construct, *, instance_type: str) -> BoundImage:
+    def bind(
+        self,
+        scope: Construct,
+        *,
+        instance_type: str,
+        instance_groups: Mapping[str, str] | None = None,
+    ) -> BoundImage:
         """One asset per scope and platform: training and serving on x86 share one build."""
-        platform = asset_platform(self.options, instance_type)
+        platform = asset_platform(self.options, instance_type, instance_groups)
         for bound_scope, bound_platform, bound in self._bound:
             if bound_scope is scope and bound_platform == platform.platform:
                 return bound
-        construct_id, n = "ImageAsset", 1
-        while scope.node.try_find_child(construct_id) is not None:
-            n += 1
-            construct_id = f"ImageAsset{n}"
-        options = {**self.options, "platform": platform}
-        asset = ecr_assets.DockerImageAsset(
-            scope, construct_id, directory=self.directory, **options
-        )
+        asset = docker_asset(scope, self.directory, {**self.options, "platform": platform})
         bound = BoundImage(
             image_uri=asset.image_uri,
             repository_arns=(asset.repository.repository_arn,),

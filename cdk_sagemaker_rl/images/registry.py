@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jsii
 from aws_cdk import (
@@ -16,8 +16,10 @@ from aws_cdk import (
 )
 from constructs import Construct
 
-from .._tokens import REGION
-from .catalogue import catalogue
+from .._tokens import REGION, URL_SUFFIX, is_token_string
+from ..errors import invalid
+from .catalogue import catalogue, dns_suffix_for_region
+from .toolkits import IMAGES_REFERENCE
 
 
 @jsii.implements(IStableStringProducer)
@@ -78,3 +80,48 @@ class RegistryMapping(Construct):
         if isinstance(existing, RegistryMapping):
             return existing
         return cls(stack, construct_id, registry)
+
+
+def locate_image(
+    scope: Construct,
+    registry_name: str,
+    repository: str,
+    tag: str,
+    region_hint: Callable[[str], str],
+) -> tuple[str, str]:
+    """The URI and repository ARN of a SageMaker-provided image in the stack of ``scope``.
+
+    A concrete region gets literals (or a ValidationError listing the regions that have the
+    image, plus ``region_hint(region)``); a token region gets the registry mapping and its rule.
+    """
+    stack = Stack.of(scope)
+    region = stack.region
+    accounts = catalogue().registries[registry_name]
+    if not is_token_string(region):
+        if region not in accounts:
+            raise invalid(
+                "region",
+                region,
+                f"a region where {repository}:{tag} is published: "
+                f"{', '.join(sorted(accounts))}{region_hint(region)}",
+                see=IMAGES_REFERENCE,
+            )
+        account = accounts[region]
+        image_uri = f"{account}.dkr.ecr.{region}.{dns_suffix_for_region(region)}/{repository}:{tag}"
+        arn_region = region
+    else:
+        registry = RegistryMapping.of(stack, registry_name)
+        registry.description.images.add(f"{repository}:{tag}")
+        account = registry.mapping.find_in_map(REGION, "account")
+        image_uri = Fn.join(
+            "", [account, ".dkr.ecr.", REGION, ".", URL_SUFFIX, f"/{repository}:{tag}"]
+        )
+        arn_region = REGION
+    arn = stack.format_arn(
+        service="ecr",
+        resource="repository",
+        resource_name=repository,
+        account=account,
+        region=arn_region,
+    )
+    return image_uri, arn

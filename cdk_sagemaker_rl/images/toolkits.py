@@ -110,14 +110,21 @@ def instance_family(instance_type: str) -> str:
     return match["family"] if match else ""
 
 
-def processor_for(label: str, processors: tuple[Processor, ...], instance_type: str) -> Processor:
+def processor_for(
+    label: str,
+    processors: tuple[Processor, ...],
+    instance_type: str,
+    *,
+    argument: str = "instance_type",
+) -> Processor:
     """The processor variant of a SageMaker-provided image that ``instance_type`` runs; an
-    instance it cannot run on (Neuron, Arm, a missing variant) is refused at synth."""
-    processor = Processor.for_instance_type(instance_type)
+    instance it cannot run on (Neuron, Arm, a missing variant) is refused at synth, the error
+    naming ``argument`` (an instance group's, when the job has several)."""
+    processor = Processor.for_instance_type(instance_type, argument)
     family = instance_family(instance_type)
     if family.startswith(("inf", "trn")):
         raise invalid(
-            "instance_type",
+            argument,
             instance_type,
             f"a CPU or GPU instance type: {label} has no AWS Neuron (Inferentia/"
             "Trainium) variant; use ContainerImage.from_uri with a Neuron image instead",
@@ -125,7 +132,7 @@ def processor_for(label: str, processors: tuple[Processor, ...], instance_type: 
         )
     if ARM_FAMILY_RE.search(family):
         raise invalid(
-            "instance_type",
+            argument,
             instance_type,
             f"an x86 instance type: {label} is built for x86 only and this "
             "instance type is an Arm (Graviton/Grace) host; use ContainerImage.from_uri with "
@@ -135,7 +142,7 @@ def processor_for(label: str, processors: tuple[Processor, ...], instance_type: 
     if processor not in processors:
         kinds = " or ".join(p.value.upper() for p in processors)
         raise invalid(
-            "instance_type",
+            argument,
             instance_type,
             f"a {kinds} instance type: {label} is published for "
             f"{', '.join(p.value for p in processors)} only "

@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from aws_cdk import Token
+from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecr_assets as ecr_assets
+from constructs import Construct
 
+from .._tokens import is_token_string
 from ..errors import invalid
 from .ecr_uri import DIGEST_RE, TAG_RE
 from .toolkits import ARM_FAMILY_RE, IMAGES_REFERENCE, instance_family
@@ -93,12 +96,54 @@ def check_asset(directory: str | os.PathLike[str], options: Mapping[str, Any]) -
     return str(path.resolve())
 
 
-def asset_platform(options: Mapping[str, Any], instance_type: str) -> ecr_assets.Platform:
-    """The user's platform, else the one the instance runs: Graviton families are arm64."""
+def repository_image_uri(repository: ecr.IRepository, tag: str) -> str:
+    """The URI of a tag or (``sha256:``) digest of an ECR repository, after checking both."""
+    check_repository_and_tag(repository, tag)
+    if not is_token_string(tag) and tag.startswith("sha256:"):
+        return repository.repository_uri_for_digest(tag)
+    return repository.repository_uri_for_tag(tag)
+
+
+def docker_asset(
+    scope: Construct, directory: str, options: Mapping[str, Any]
+) -> ecr_assets.DockerImageAsset:
+    """A new image asset in ``scope``, under the first free id ``ImageAsset``, ``ImageAsset2``..."""
+    construct_id, n = "ImageAsset", 1
+    while scope.node.try_find_child(construct_id) is not None:
+        n += 1
+        construct_id = f"ImageAsset{n}"
+    return ecr_assets.DockerImageAsset(scope, construct_id, directory=directory, **options)
+
+
+def asset_platform(
+    options: Mapping[str, Any], instance_type: str, groups: Mapping[str, str] | None = None
+) -> ecr_assets.Platform:
+    """The user's platform, else the one the instances run: Graviton families are arm64.
+
+    One image runs on every instance group, so groups of both architectures are refused: one
+    build would fail on the others with "exec format error" once the job starts.
+    """
     explicit: ecr_assets.Platform | None = options.get("platform")
     if explicit is not None:
         return explicit
-    family = instance_family(instance_type) if isinstance(instance_type, str) else ""
-    if ARM_FAMILY_RE.search(family):
-        return ecr_assets.Platform.LINUX_ARM64
-    return ecr_assets.Platform.LINUX_AMD64
+
+    def is_arm(instance_type: object) -> bool:
+        family = instance_family(instance_type) if isinstance(instance_type, str) else ""
+        return bool(ARM_FAMILY_RE.search(family))
+
+    if groups is None:
+        arm = is_arm(instance_type)
+    else:
+        kinds = {name: is_arm(t) for name, t in groups.items()}
+        arm = any(kinds.values())
+        if arm and not all(kinds.values()):
+            x86 = next(name for name, k in kinds.items() if not k)
+            raise invalid(
+                f"instance_groups[{x86!r}]",
+                groups[x86],
+                "an Arm (Graviton) instance type like the other groups: one image runs on every "
+                "group, and from_asset builds it for one platform (or pass platform= and build "
+                "a multi-architecture image yourself)",
+                see=IMAGES_REFERENCE,
+            )
+    return ecr_assets.Platform.LINUX_ARM64 if arm else ecr_assets.Platform.LINUX_AMD64
