@@ -383,3 +383,14 @@ def test_asset_images_need_one_architecture_across_groups(tmp_path: Path) -> Non
     assert message.startswith("instance_groups['x86']='ml.c5.xlarge' is not valid.")
     bound = image.bind(stack, instance_type="ml.c5.xlarge", instance_groups={"a": "ml.g5.xlarge"})
     assert bound.is_custom and re.search(r"ImageAsset", stack.node.children[-1].node.id)
+
+
+def test_the_readme_example_runs_as_written() -> None:
+    section = (
+        (Path(__file__).parents[1] / "README.md").read_text().split("## Container images\n")[1]
+    )
+    (block,) = re.findall(r"```python\n(.*?)```", section.split("\n## ", 1)[0], flags=re.S)
+    stack = cdk.Stack(cdk.App(), "Readme", env=cdk.Environment(region="us-west-2"))
+    namespace: dict[str, Any] = {"stack": stack}
+    exec(block, namespace)  # the README's own example
+    assert namespace["bound"].image_uri == f"{DLC}/pytorch-training:2.8.0-gpu-py312"
