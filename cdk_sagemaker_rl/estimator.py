@@ -29,7 +29,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct, IDependable
 
 from ._signature import named_options
-from .distributed.ray_cluster import RayCluster, launcher_files, ray_cluster
+from .distributed.ray_cluster import RayCluster
 from .errors import ValidationError, invalid
 from .gating import ModelRegistry, PolicyGate, RewardGate, gated
 from .images import ContainerImage, RLFramework, RLToolkit
@@ -40,10 +40,10 @@ from .serving import (
     EndpointUpdate,
     RLEndpoint,
     ServerlessInference,
+    ServingPlan,
     WorkflowTarget,
     serving_plan,
 )
-from .source import TrainingSource
 from .training import arguments
 from .training.artifacts import LOG_DELIVERY_BY_POLICY
 from .training.attach import AttachedTrainingJob, acknowledge_construct_policies, image_choice
@@ -52,12 +52,14 @@ from .training.deploy_time import WAIT_CONDITION_LIMIT_SECONDS, WAIT_MARGIN_SECO
 from .training.execution_role import grant_inputs
 from .training.inputs import TrainingInput, uris
 from .training.instance_groups import InstanceGroup, refuse_with_groups
-from .training.job import training_job_parts
+from .training.job import job_source, training_job_parts
 from .training.outputs import artifact_key, capture_destination, output_location
 from .training.state_machine import training_state_machine
 from .training.step import RLTrainingStep
 
 _DEPLOYING = "README.md#deploying"
+#: The arguments of one instance type and count (seed names, SDK v2 aliases): not with groups.
+_SINGLE_TYPE = ("train_instance_type", "instance_type", "train_instance_count", "instance_count")
 
 
 class RLEstimator(Construct):
@@ -129,15 +131,9 @@ class RLEstimator(Construct):
         acknowledge_construct_policies(self)
         self._stack = Stack.of(self)
         pick = arguments.pick
-        if instance_groups is not None:
-            refuse_with_groups(
-                {
-                    "train_instance_type": train_instance_type,
-                    "instance_type": instance_type,
-                    "train_instance_count": train_instance_count,
-                    "instance_count": instance_count,
-                }
-            )
+        if instance_groups is not None:  # each group has its own type and count
+            single = (train_instance_type, instance_type, train_instance_count, instance_count)
+            refuse_with_groups(dict(zip(_SINGLE_TYPE, single, strict=True)))
         self.config = TrainingConfig(
             instance_type=pick(
                 "train_instance_type", train_instance_type, "instance_type", instance_type
@@ -175,20 +171,15 @@ class RLEstimator(Construct):
         if job_name is not None and base_job_name is not None:
             raise invalid("job_name", job_name, "None when base_job_name is given (one name base)")
         self.job_name = job_name
-        # Checked again (with the bound job) by training_job_parts; here it decides the bundle.
-        cluster = ray_cluster(
-            chosen,
-            distribution,
-            instance_groups=[g.instance_group_name for g in self.config.instance_groups],
-            environment=self.config.environment,
-        )
-        self.source = TrainingSource(
+        self.source = job_source(
             self,
             "SourceCode",
+            image=chosen,
+            config=self.config,
+            distribution=distribution,
             entry_point=entry_point,
             source_dir=source_dir,
             dependencies=dependencies,
-            extra_files=launcher_files(chosen) if cluster is not None else None,
         )
         self.source_bundle, self.source_asset = self.source.bundle, self.source.asset
         output_path, output_prefix = output_location(
@@ -265,14 +256,8 @@ class RLEstimator(Construct):
         channels = arguments.channels(inputs)
         self.step.add_inputs(channels)
         grant_inputs(self.role, uris(channels))
-        window = WAIT_CONDITION_LIMIT_SECONDS - WAIT_MARGIN_SECONDS
-        if wait and self.config.cap_default_max_run(window):
-            # The SDK's 24 h default cannot be waited for by a deploy; an explicit value that
-            # long is an error (in TrainingRun), the default is lowered and said so.
-            Annotations.of(self).add_info(
-                f"train_max_run defaults to {window} s (not the SDK's 86400 s) because fit(wait="
-                "True) waits for the job inside the deploy; set train_max_run to choose."
-            )
+        if wait:
+            _cap_default_max_run(self)
         self._fitted = True
         self._wait = wait
         self.training_run = TrainingRun(
@@ -329,14 +314,7 @@ class RLEstimator(Construct):
         """
         _check_deployable(self)
         policy_gate = _gate(self, gate, registry)
-        plan = serving_plan(
-            self.image_spec,
-            self.image,
-            image,
-            program=self.source.entry_point,
-            submit_directory=self.source.s3_url,
-            container_log_level=self.config.container_log_level,
-        )
+        plan = _serving_plan(self, image)
         depends_on, model_object, workflow = _serving_target(self, depends_on)
         if policy_gate is not None:
             depends_on = policy_gate.serving_after(depends_on)
@@ -371,20 +349,52 @@ class RLEstimator(Construct):
                 self.training_run.training_job_name if policy_gate and not workflow else None
             ),
         )
-        if policy_gate is not None:
-            policy_gate.bind_endpoint(endpoint)
         #: The reward gate and registry (README.md#gating-and-promotion); None without them.
         self.policy_gate = policy_gate
-        if self.monitoring is not None:
-            self.monitoring.add_endpoint(endpoint, alarms=endpoint.alarms)
-        if endpoint.workflow is not None:
-            self.training_run.start_workflow(endpoint.workflow, depends_on=[endpoint.role])
+        _wire_endpoint(self, endpoint, policy_gate)
         self._endpoint = endpoint
         return endpoint
 
     #: ``RLEstimator.attach(scope, id, training_job_name=...)``: serve a training job that
     #: already exists (the seed's classmethod; the class it builds is the public piece).
     attach = AttachedTrainingJob
+
+
+def _serving_plan(estimator: RLEstimator, image: ContainerImage | str | None) -> ServingPlan:
+    """deploy()'s image (the training image's serving image unless ``image`` is given) and what
+    it needs from the training: the user's entry point, never the Ray launcher."""
+    return serving_plan(
+        estimator.image_spec,
+        estimator.image,
+        image,
+        program=estimator.source.entry_point,
+        submit_directory=estimator.source.s3_url,
+        container_log_level=estimator.config.container_log_level,
+    )
+
+
+def _cap_default_max_run(estimator: RLEstimator) -> None:
+    """The SDK's 24 h default cannot be waited for by a deploy: it is lowered and said so (an
+    explicit value that long is an error, in TrainingRun)."""
+    window = WAIT_CONDITION_LIMIT_SECONDS - WAIT_MARGIN_SECONDS
+    if estimator.config.cap_default_max_run(window):
+        Annotations.of(estimator).add_info(
+            f"train_max_run defaults to {window} s (not the SDK's 86400 s) because fit(wait="
+            "True) waits for the job inside the deploy; set train_max_run to choose."
+        )
+
+
+def _wire_endpoint(
+    estimator: RLEstimator, endpoint: RLEndpoint, policy_gate: PolicyGate | None
+) -> None:
+    """What follows the endpoint: the gate watches it, the dashboard charts it, and after
+    fit(wait=False) the deploy starts the workflow that serves it."""
+    if policy_gate is not None:
+        policy_gate.bind_endpoint(endpoint)
+    if estimator.monitoring is not None:
+        estimator.monitoring.add_endpoint(endpoint, alarms=endpoint.alarms)
+    if endpoint.workflow is not None:
+        estimator.training_run.start_workflow(endpoint.workflow, depends_on=[endpoint.role])
 
 
 def _monitoring(estimator: RLEstimator, options: object) -> EstimatorMonitoring | None:

@@ -24,7 +24,7 @@ from .._kms import kms_key
 from .._limits import limits
 from .._naming import job_name_base as claim_job_name_base
 from .._s3 import s3_location
-from ..distributed.ray_cluster import LAUNCHER_NAME, RayCluster, ray_cluster
+from ..distributed.ray_cluster import LAUNCHER_NAME, RayCluster, launcher_files, ray_cluster
 from ..errors import invalid
 from ..images import BoundImage, ContainerImage
 from ..source import TrainingSource
@@ -60,7 +60,7 @@ def training_job_parts(
     ``job_name_base`` defaults to one unique to ``scope`` (see README.md#isolation); the created
     role may write the logs of jobs named ``<base>-*`` only. With a Ray 2 image or
     ``distribution``, the job starts through the Ray launcher, which ``source`` must carry
-    (``TrainingSource(..., extra_files=launcher_files(image))``; README.md#distributed-rl).
+    (:func:`job_source`; README.md#distributed-rl).
     """
     if not isinstance(image, ContainerImage):
         raise invalid(
@@ -80,7 +80,7 @@ def training_job_parts(
             "source",
             source.node.path,
             f"a TrainingSource that carries the Ray launcher ({LAUNCHER_NAME}): build it with "
-            "extra_files=launcher_files(image)",
+            "job_source(...) or extra_files=launcher_files(image)",
             see="README.md#distributed-rl",
         )
     bound = bind_image(scope, image, config)
@@ -140,6 +140,36 @@ def training_job_parts(
         debugger_supported=supported,
         job_name_base=base,
         ray_cluster=cluster,
+    )
+
+
+def job_source(
+    scope: Construct,
+    construct_id: str,
+    *,
+    image: ContainerImage,
+    config: TrainingConfig,
+    entry_point: str,
+    source_dir: str | None = None,
+    dependencies: Sequence[str] | None = None,
+    distribution: RayCluster | None = None,
+) -> TrainingSource:
+    """The job's code: the user's files, plus the Ray launcher (and the image's Ray in the
+    requirements) when the job starts through it. Checked again by :func:`training_job_parts`,
+    with the bound job; here it decides what the bundle holds."""
+    cluster = ray_cluster(
+        image,
+        distribution,
+        instance_groups=[g.instance_group_name for g in config.instance_groups],
+        environment=config.environment,
+    )
+    return TrainingSource(
+        scope,
+        construct_id,
+        entry_point=entry_point,
+        source_dir=source_dir,
+        dependencies=dependencies,
+        extra_files=launcher_files(image) if cluster is not None else None,
     )
 
 
