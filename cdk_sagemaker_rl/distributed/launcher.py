@@ -211,6 +211,23 @@ class RayNode:
         output, _ = process.communicate()
         return process.returncode, output
 
+    def raylet_alive(self) -> bool:
+        """Whether this node's raylet (the process that makes it a Ray node) still runs."""
+        if self.group is None:
+            return False
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            command = stat[stat.find("(") + 1 : stat.rfind(")")]
+            fields = stat[stat.rfind(")") + 1 :].split()
+            if command == "raylet" and len(fields) > 2 and fields[2] == str(self.group):
+                return True
+        return False
+
     def stop(self) -> None:
         if self.group is None:
             return
@@ -346,6 +363,16 @@ def run_worker(cluster: Cluster, env: dict[str, str]) -> int:
             if misses >= _HEAD_GONE_AFTER:
                 _log(f"the Ray head at {target} is gone: the job's script has ended")
                 return 0
+            if not node.raylet_alive():
+                time.sleep(2 * _HEAD_CHECK_SECONDS)
+                if _port_open(head, cluster.port):
+                    # The head is still there, so this node died under the job (killed, out of
+                    # memory): fail the job with this host's error rather than run on short.
+                    raise LauncherError(
+                        f"the Ray node of {cluster.current_host} ({address}) stopped while the "
+                        f"head {cluster.head_host} was still running: its raylet exited "
+                        "(see raylet.out/raylet.err in the Ray session logs of this host)"
+                    )
             time.sleep(_HEAD_CHECK_SECONDS)
         return 143
     finally:

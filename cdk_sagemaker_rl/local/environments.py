@@ -4,9 +4,16 @@ On SageMaker every job runs in its own container, so two examples can pin confli
 (``ray[rllib]==2.60.0`` pins ``gymnasium==1.2.2``, the Stable-Baselines3 example 1.4.0). Local mode
 runs jobs on this machine, so a job whose requirements the user's interpreter does not satisfy
 gets a virtual environment of its own instead of rewriting the user's: built once under the cache
-directory, keyed by the requirements' text and the Python version, and reused by every later job
+directory, keyed by the requirement lines and the Python version, and reused by every later job
 with the same requirements. A job whose requirements are already satisfied runs in the user's
 interpreter, as before (nothing would collide).
+
+An environment is layered the way a framework image is: the user's interpreter's packages sit
+underneath (a ``.pth`` file puts its site-packages after the environment's own, as an image's
+preinstalled torch is there before ``requirements.txt``), and pip installs into the environment
+only what they do not satisfy. Its own versions shadow the ones underneath (gymnasium 1.2.2 over
+the user's 1.4.0) and nothing underneath is changed: pip does not uninstall outside an
+environment. So an unpinned ``torch`` is the user's torch, as it is the image's on SageMaker.
 
 The cache is ``$CDK_SAGEMAKER_RL_ENV_CACHE`` or ``~/.cache/cdk-sagemaker-rl/envs``. Builds take a
 file lock, so concurrent jobs (or test workers) wait for one build instead of racing, and a build
@@ -27,7 +34,7 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .requirements import check_requirements_with
+from .requirements import check_requirements_with, requirement_lines
 
 __all__ = ["CACHE_ENV", "build_environment", "cache_root", "environment_dir", "job_python"]
 
@@ -55,11 +62,12 @@ def _python_version(python: str) -> str:
 
 
 def environment_dir(requirements: Path, python: str = sys.executable) -> Path:
-    """Where the environment for these requirements (and this Python version) lives."""
+    """Where the environment for these requirements (and this Python version) lives: keyed by
+    the requirement lines, so that editing a comment does not build a new one."""
     digest = hashlib.sha256()
     digest.update(_python_version(python).encode())
-    digest.update(b"\0")
-    digest.update(requirements.read_bytes())
+    for line in requirement_lines(requirements.read_text()):
+        digest.update(b"\0" + line.encode())
     return cache_root() / digest.hexdigest()[:16]
 
 
@@ -96,6 +104,7 @@ def build_environment(
         steps = (
             # pip comes from the building interpreter (--python), so the venv needs none.
             [python, "-m", "venv", "--without-pip", str(directory)],
+            [python, "-c", _LAYER_UNDER, str(environment_python(directory))],
             [
                 python,
                 "-m",
@@ -119,6 +128,21 @@ def build_environment(
             raise
         (directory / _COMPLETE).write_text(requirements.read_text())
         return environment_python(directory)
+
+
+#: Run by the building interpreter with the new environment's interpreter as argument: write a
+#: ``.pth`` into the environment that appends the builder's site-packages to its path.
+_LAYER_UNDER = """
+import site, subprocess, sys
+from pathlib import Path
+purelib = subprocess.run(
+    [sys.argv[1], "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+    capture_output=True, text=True, check=True,
+).stdout.strip()
+Path(purelib, "_cdk_sagemaker_rl_underneath.pth").write_text(
+    "".join(p + "\\n" for p in site.getsitepackages())
+)
+"""
 
 
 def _run_plain(command: list[str], env: Mapping[str, str]) -> int:

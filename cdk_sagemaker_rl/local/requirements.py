@@ -16,10 +16,10 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["check_requirements_with", "unsatisfied_requirements"]
+__all__ = ["check_requirements_with", "requirement_lines", "unsatisfied_requirements"]
 
 
-def _requirement_lines(text: str) -> Iterable[str]:
+def requirement_lines(text: str) -> Iterable[str]:
     """Logical lines of a requirements file: continuations joined, comments and blanks dropped."""
     pending = ""
     for raw in text.splitlines():
@@ -91,7 +91,7 @@ def unsatisfied_requirements(requirements_file: Path) -> list[str]:
         return True
 
     missing = []
-    for line in _requirement_lines(requirements_file.read_text(encoding="utf-8")):
+    for line in requirement_lines(requirements_file.read_text(encoding="utf-8")):
         if line.startswith("-"):
             if not line.startswith(_NEUTRAL_OPTIONS):
                 missing.append(line)
