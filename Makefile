@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: install demo destroy test lint synth
+.PHONY: install environments demo destroy test lint synth
 
 # Byte-compile the library once: with PYTHONDONTWRITEBYTECODE set (as in some CI and dev shells)
 # Python never writes .pyc, and every synth would compile the library again (~30 ms of CPU).
@@ -22,6 +22,12 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+## Local mode's environment for the RLlib example (ray[rllib] 2.60 pins gymnasium 1.2.2, the
+## Stable-Baselines3 example 1.4.0): built once per requirements hash, reused afterwards. The tests
+## take it from the cache, so that building it is not part of the timed test run.
+environments: install
+	$(PY) -m cdk_sagemaker_rl.local.environments examples/rllib_cartpole/requirements.txt
+
 ## README command 1: deploy the reference stack to the local emulator, train, serve, play CartPole.
 demo: install
 	$(PY) -m cdk_sagemaker_rl.local demo
@@ -35,7 +41,7 @@ destroy: install
 ## tests keep the cores busy (measured: 211 s; 260 s with another process holding a core).
 ## Each test file stays on one worker (--dist loadfile), so module fixtures synthesize once, and
 ## files start in collection order (--no-loadscope-reorder): the longest first (tests/conftest.py).
-test: install
+test: install environments
 	$(PY) -m pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 lint: install

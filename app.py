@@ -2,9 +2,12 @@
 """The reference app: train a CartPole-v1 policy at deploy time, then serve it.
 
 One stack per environment listed under ``cdk-sagemaker-rl:environments`` in ``cdk.json``
-(``dev`` and ``prod`` differ in instance types and budgets). Stacks are environment-agnostic unless
-``-c region=...`` (and optionally ``-c account=...``) is given; ``-c target=local`` synthesizes for
-the built-in local emulator (``python -m cdk_sagemaker_rl.local``).
+(``dev`` and ``prod`` differ in instance types and budgets). ``-c example=rllib`` trains
+``examples/rllib_cartpole`` instead: RLlib PPO on a Ray 2 cluster across the job's two hosts
+(``-c train_instance_count=N`` to change that), behind the same gate, served the same way.
+Stacks are environment-agnostic unless ``-c region=...`` (and optionally ``-c account=...``) is
+given; ``-c target=local`` synthesizes for the built-in local emulator
+(``python -m cdk_sagemaker_rl.local``).
 """
 
 from __future__ import annotations
@@ -29,11 +32,16 @@ from cdk_sagemaker_rl import (
     EndpointUpdate,
     RewardGate,
     RLEstimator,
+    RLFramework,
+    RLToolkit,
     TrafficShifting,
 )
 
 HERE = Path(__file__).resolve().parent
 EXAMPLE = HERE / "examples" / "cartpole"
+RLLIB_EXAMPLE = HERE / "examples" / "rllib_cartpole"
+#: The maintained Ray 2 entry of the image catalogue (a PyTorch DLC plus ray[rllib]).
+RAY_VERSION = "2.60.0"
 ENVIRONMENTS_KEY = "cdk-sagemaker-rl:environments"
 #: The Deep Learning Container releases the example trains and serves on: Stable-Baselines3 2.9
 #: needs torch >= 2.8 to train; serving the exported actor needs only torch.
@@ -79,16 +87,13 @@ class CartPoleStack(cdk.Stack):
             self,
             "CartPole",
             entry_point="train.py",
-            source_dir=str(settings.get("source_dir", EXAMPLE)),
-            image_uri=ContainerImage.pytorch_training(TRAINING_PYTORCH),
             train_instance_type=settings["train_instance_type"],
-            train_instance_count=1,
             train_max_run=cdk.Duration.minutes(int(settings["train_max_run_minutes"])),
-            hyperparameters=dict(settings.get("hyperparameters", {})),
             metric_definitions=[REWARD_METRIC],
             base_job_name=job_name_base(construct_id.split("-")[-1]),
             bucket_encryption_key=key,
             output_kms_key=key,
+            **_example(settings),
         )
         ssm.StringParameter(
             self,
@@ -153,6 +158,26 @@ class PromotedCartPoleStack(cdk.Stack):
         source_key.grant_decrypt(endpoint.role)
 
 
+def _example(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """What differs between the two examples: the code, the image and the hosts."""
+    if settings.get("example", "cartpole") == "cartpole":
+        return {
+            "source_dir": str(settings.get("source_dir", EXAMPLE)),
+            "image_uri": ContainerImage.pytorch_training(TRAINING_PYTORCH),
+            "train_instance_count": 1,
+            "hyperparameters": dict(settings.get("hyperparameters", {})),
+        }
+    # The environments' hyperparameters are the Stable-Baselines3 example's: only -c ones apply.
+    return {
+        "source_dir": str(settings.get("source_dir", RLLIB_EXAMPLE)),
+        "toolkit": RLToolkit.RAY,
+        "toolkit_version": RAY_VERSION,
+        "framework": RLFramework.PYTORCH,
+        "train_instance_count": int(settings.get("train_instance_count", 2)),
+        "hyperparameters": dict(settings.get("hyperparameter_overrides", {})),
+    }
+
+
 def _gate(settings: Mapping[str, Any]) -> RewardGate | None:
     """``"gate": {"threshold": 450, "max_regression": 10}`` in an environment's settings."""
     gate = settings.get("gate")
@@ -191,14 +216,26 @@ def _serving_options(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _overrides(app: cdk.App) -> dict[str, Any]:
-    """``-c hyperparameters='{...}'``, ``-c source_dir=...`` and ``-c gate_threshold=N``: what
-    local mode lets you try."""
+    """``-c hyperparameters='{...}'``, ``-c source_dir=...``, ``-c gate_threshold=N``,
+    ``-c example=rllib`` and ``-c train_instance_count=N``: what local mode lets you try."""
     overrides: dict[str, Any] = {}
     hyperparameters = app.node.try_get_context("hyperparameters")
     if hyperparameters:
         overrides["hyperparameters"] = (
             json.loads(hyperparameters) if isinstance(hyperparameters, str) else hyperparameters
         )
+        overrides["hyperparameter_overrides"] = overrides["hyperparameters"]
+    example = app.node.try_get_context("example")
+    if example is not None:
+        if example not in ("cartpole", "rllib"):
+            raise SystemExit(f"-c example={example!r}: cartpole or rllib")
+        overrides["example"] = example
+    count = app.node.try_get_context("train_instance_count")
+    if count is not None:
+        try:
+            overrides["train_instance_count"] = int(count)
+        except ValueError:
+            raise SystemExit(f"-c train_instance_count={count!r}: a whole number, e.g. 2") from None
     source_dir = app.node.try_get_context("source_dir")
     if source_dir:
         overrides["source_dir"] = source_dir

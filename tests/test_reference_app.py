@@ -10,9 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Template
 
 from tests.conftest import ROOT, load_template, synth_app
+from tests.test_api_shapes import request_problems
+from tests.test_instance_groups import train_call
+from tests.test_ray_cluster import CREATE_TRAINING_JOB
 
 #: The environments that train and serve (same shape, different sizes and gates).
 TRAINED = ("RLCartPole-dev", "RLCartPole-prod")
@@ -263,3 +268,46 @@ def test_a_gate_threshold_override_must_be_a_number() -> None:
     context = {**cdk_json_context(), "environment": "dev", "gate_threshold": "high"}
     with pytest.raises(SystemExit, match="gate_threshold='high': a number"):
         build_app(context)
+
+
+def test_the_rllib_example_trains_through_the_ray_launcher_on_two_hosts() -> None:
+    """``-c example=rllib`` (what ``demo --example rllib`` deploys): the catalogued Ray 2 image,
+    the launcher as the program, two hosts, the same gate and serving."""
+    from app import build_app
+    from tests.conftest import cdk_json_context
+
+    context = {
+        **cdk_json_context(),
+        "environment": "dev",
+        "target": "local",
+        "example": "rllib",
+    }
+    app = build_app(context)
+    stack = app.node.find_child("RLCartPole-dev")
+    assert isinstance(stack, cdk.Stack)
+    template = Template.from_stack(stack).to_json()
+    request = train_call(stack, template)
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    assert request["HyperParameters"]["sagemaker_program"] == '"cdk_sagemaker_rl_ray_launcher.py"'
+    assert request["Environment"]["CDK_SAGEMAKER_RL_ENTRY_POINT"] == "train.py"
+    # The Stable-Baselines3 example's hyperparameters do not leak into the RLlib script.
+    assert "total_timesteps" not in request["HyperParameters"]
+    assert "/pytorch-training:2.8.0-cpu-py312" in request["AlgorithmSpecification"]["TrainingImage"]
+    assert request_problems(CREATE_TRAINING_JOB, request) == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("example", "dqn", "example='dqn': cartpole or rllib"),
+        ("train_instance_count", "two", "train_instance_count='two': a whole number"),
+    ],
+)
+def test_local_mode_settings_of_the_examples_are_checked(
+    key: str, value: str, message: str
+) -> None:
+    from app import build_app
+    from tests.conftest import cdk_json_context
+
+    with pytest.raises(SystemExit, match=message):
+        build_app({**cdk_json_context(), "environment": "dev", key: value})

@@ -15,7 +15,11 @@ __all__ = ["parse_args"]
 #: Context keys local mode sets itself (``-c target=local -c environment=dev``).
 RESERVED_CONTEXT = ("target", "environment")
 #: Context keys with an option of their own.
-CONTEXT_OPTIONS = {"hyperparameters": "--hyperparameters", "source_dir": "--source-dir"}
+CONTEXT_OPTIONS = {
+    "hyperparameters": "--hyperparameters",
+    "source_dir": "--source-dir",
+    "example": "--example",
+}
 
 
 def _assignment(text: str) -> tuple[str, str]:
@@ -51,6 +55,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--source-dir", help="train this directory's train.py instead")
     parser.add_argument(
+        "--example",
+        choices=["cartpole", "rllib"],
+        help="deploy, demo: the example to train (default cartpole, Stable-Baselines3 on one "
+        "host); rllib is RLlib PPO on a Ray 2 cluster of two local hosts",
+    )
+    parser.add_argument(
         "--context",
         type=_assignment,
         action="append",
@@ -68,6 +78,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     args.context = _context(parser, args)
+    if args.example is not None:
+        args.context["example"] = args.example
     return args
 
 
