@@ -7,6 +7,7 @@ repeated and the median is reported. Nothing here is asserted by the unit tests:
 benchmarks/README.md for how to run and read it.
 
     .venv/bin/python benchmarks/run.py [--repeat 3] [--requests 200] [--demo] [--suite]
+        [--distributed]
 """
 
 from __future__ import annotations
@@ -535,8 +536,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="regex of the demo output line that marks the first prediction",
     )
     parser.add_argument("--suite", action="store_true", help="also time `make test`")
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="also train the RLlib example on 1 and on 2 local hosts (long; benchmarks/"
+        "distributed.py)",
+    )
     parser.add_argument("--serve-runtime", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    # A distributed run trains for minutes: once, unless --repeat was given.
+    args.repeat_given = any(a.startswith("--repeat") for a in (argv or sys.argv[1:]))
     if args.serve_runtime:
         serve_runtime()
         return 0
@@ -562,6 +571,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+    if args.distributed:
+        from distributed import measure, rows  # benchmarks/distributed.py, next to this file
+
+        report.rows += rows(measure(args.repeat if args.repeat_given else 1), Row)
     if args.suite:
         bench_make(report, "test", "test suite: `make test` wall time", None)
     print(f"_{machine_line()}; medians of {args.repeat} runs._\n")
