@@ -225,19 +225,16 @@ def test_ray_pytorch_is_served_by_the_inference_image_of_its_torch_version(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Once the catalogue has an inference image for the torch of a Ray image, it serves it."""
-    inference = ContainerImage.pytorch_inference("2.6")
-    asked: list[str] = []
+    from cdk_sagemaker_rl.images.catalogue import catalogue
 
-    def pytorch_inference(version: str, py_version: str | None = None) -> ContainerImage:
-        asked.append(version)
-        return inference
-
-    monkeypatch.setattr(ContainerImage, "pytorch_inference", staticmethod(pytorch_inference))
+    # Pretend AWS published a PyTorch inference image for torch 1.8.1 (Ray 1.6.0's torch).
+    inference = catalogue().families["pytorch-inference"]
+    monkeypatch.setitem(inference.aliases, "1.8.1", "2.6.0")  # type: ignore[index]
     training = ContainerImage.rl("ray", "1.6.0", "pytorch")
     stack = cdk.Stack(cdk.App(), "Ray", env=ENV)
     plan = serving_plan(training, training.bind(stack, instance_type="ml.c5.2xlarge"), None)
-    assert (plan.kind, plan.image, plan.needs_entry_point) == ("pytorch", inference, True)
-    assert asked == ["1.8.1"]
+    assert (plan.kind, plan.needs_entry_point) == ("pytorch", True)
+    assert plan.image.framework_version == "1.8.1"
 
 
 def test_the_serving_plan_serves_what_serving_image_chooses() -> None:
