@@ -170,6 +170,8 @@ def _example(settings: Mapping[str, Any]) -> dict[str, Any]:
     # The environments' hyperparameters are the Stable-Baselines3 example's: only -c ones apply.
     return {
         "source_dir": str(settings.get("source_dir", RLLIB_EXAMPLE)),
+        # One inference.py serves both examples' exports: bundled, not copied.
+        "dependencies": [str(EXAMPLE / "inference.py")],
         "toolkit": RLToolkit.RAY,
         "toolkit_version": RAY_VERSION,
         "framework": RLFramework.PYTORCH,

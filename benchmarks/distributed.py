@@ -50,8 +50,10 @@ class TrainingRun:
 def _source_archive() -> bytes:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name in ("train.py", "inference.py", "requirements.txt"):
+        for name in ("train.py", "requirements.txt"):
             tar.add(EXAMPLE / name, arcname=name)
+        # Bundled from examples/cartpole (dependencies), as the reference app does.
+        tar.add(ROOT / "examples" / "cartpole" / "inference.py", arcname="inference.py")
         tar.add(LAUNCHER, arcname=LAUNCHER_NAME)
     return buffer.getvalue()
 

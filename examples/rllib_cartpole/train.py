@@ -289,6 +289,19 @@ def evaluate(
     return returns, np.asarray(seen, dtype=np.float32)
 
 
+def inference_script() -> Path:
+    """examples/cartpole's ``inference.py``, which serves this export too (same format): the
+    estimator bundles it next to this file (``dependencies``); run from the repository, it is
+    in the sibling folder."""
+    for candidate in (HERE / "inference.py", HERE.parent / "cartpole" / "inference.py"):
+        if candidate.is_file():
+            return candidate
+    raise SystemExit(
+        "inference.py not found: bundle examples/cartpole/inference.py with this script "
+        "(RLEstimator(..., dependencies=['examples/cartpole/inference.py']))"
+    )
+
+
 def save_model(actor: torch.nn.Sequential, spec: dict[str, Any], model_dir: Path) -> None:
     """The PyTorch inference container's layout: weights and description at the top,
     ``code/inference.py`` with a requirements file that adds nothing to the image."""
@@ -296,7 +309,7 @@ def save_model(actor: torch.nn.Sequential, spec: dict[str, Any], model_dir: Path
     (model_dir / "policy.json").write_text(json.dumps(spec, indent=2))
     code_dir = model_dir / "code"
     code_dir.mkdir(exist_ok=True)
-    shutil.copy2(HERE / "inference.py", code_dir / "inference.py")
+    shutil.copy2(inference_script(), code_dir / "inference.py")
     (code_dir / "requirements.txt").write_text(INFERENCE_REQUIREMENTS)
 
 

@@ -304,8 +304,9 @@ def test_two_hosts_form_a_ray_cluster_and_train_rllib(
     upload_ray_source(
         s3,
         {
-            name: (RLLIB_EXAMPLE / name).read_text()
-            for name in ("train.py", "inference.py", "requirements.txt")
+            "train.py": (RLLIB_EXAMPLE / "train.py").read_text(),
+            # Bundled from examples/cartpole (dependencies), as the reference app does.
+            "inference.py": (REPO / "examples" / "cartpole" / "inference.py").read_text(),
         },
     )
     request = ray_request(
