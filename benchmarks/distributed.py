@@ -171,6 +171,7 @@ def rows(runs: Mapping[int, list[TrainingRun]], row: Callable[..., Any]) -> list
     one, two = (_median([r.to_target_seconds for r in runs[n]]) for n in (1, 2))
     details = {
         n: (
+            f"median of {len(runs[n])} run(s); "
             f"job {_median([r.job_seconds for r in runs[n]]):.0f} s; "
             f"training {_fmt(_median([r.training_seconds for r in runs[n]]))} s of it; "
             f"eval (20 episodes of the exported policy) "

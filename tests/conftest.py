@@ -82,6 +82,7 @@ def reference_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
 LONGEST_FIRST = (
     "tests/local/test_serving_updates.py",
     "tests/local/test_gating_promotion.py",
+    "tests/local/test_distributed_local.py",
     "tests/local/test_emulator.py",
     "tests/local/test_local_mode.py",
     "tests/local/test_endpoint_updates.py",

@@ -127,3 +127,41 @@ def test_the_gating_example_gates_registers_and_promotes() -> None:
     assert json.dumps(lookup["Properties"]["ModelPackageGroup"]).endswith(
         ':model-package-group/cartpole-dev"]]}'
     )
+
+
+def test_the_distributed_example_trains_on_ray_clusters_and_serves() -> None:
+    (block,) = _section_code("Distributed RL")
+    app = cdk.App()
+    stack = cdk.Stack(app, "Ray", env=cdk.Environment(account="123456789012", region="eu-west-1"))
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        namespace: dict[str, Any] = {"self": stack}
+        exec(compile(block, "README.md", "exec"), namespace)
+        template = app.synth().get_stack_by_name("Ray").template
+    finally:
+        os.chdir(cwd)
+    requests = {name: namespace[name].training_request() for name in ("rllib", "mixed")}
+    for request in requests.values():
+        assert request["HyperParameters"]["sagemaker_program"] == (
+            '"cdk_sagemaker_rl_ray_launcher.py"'
+        )
+        assert request["Environment"]["CDK_SAGEMAKER_RL_ENTRY_POINT"] == "train.py"
+    rllib, mixed = requests["rllib"], requests["mixed"]
+    assert rllib["ResourceConfig"]["InstanceCount"] == 2
+    assert rllib["AlgorithmSpecification"]["TrainingImage"].endswith("2.8.0-cpu-py312")
+    assert mixed["ResourceConfig"]["InstanceGroups"] == [
+        {"InstanceGroupName": "learner", "InstanceType": "ml.g5.xlarge", "InstanceCount": 1},
+        {"InstanceGroupName": "rollouts", "InstanceType": "ml.c5.2xlarge", "InstanceCount": 4},
+    ]
+    # One image on every group: the DLC's GPU variant, which also runs on the CPU group.
+    assert mixed["AlgorithmSpecification"]["TrainingImage"].endswith("2.8.0-gpu-py312")
+    assert mixed["Environment"]["CDK_SAGEMAKER_RL_RAY_HEAD_GROUP"] == "learner"
+    assert mixed["Environment"]["CDK_SAGEMAKER_RL_RAY_STARTUP_TIMEOUT"] == "600"
+    (channel,) = mixed["InputDataConfig"]
+    assert channel["DataSource"]["S3DataSource"]["InstanceGroupNames"] == ["rollouts"]
+    # Only the homogeneous one is deployed: one endpoint, served by the PyTorch inference image.
+    endpoints = [
+        r for r in template["Resources"].values() if r["Type"] == "AWS::SageMaker::Endpoint"
+    ]
+    assert len(endpoints) == 1
