@@ -312,7 +312,7 @@ def test_two_hosts_form_a_ray_cluster_and_train_rllib(
     request = ray_request(
         "ray-rllib",
         2,
-        hyperparameters={"max_iterations": 2, "target_reward": 1000, "eval_episodes": 2},
+        hyperparameters={"max_iterations": 2, "target_reward": 1000, "eval_episodes": 1},
         max_runtime=240,
     )
     result = run_training_job(request, s3=s3, work_root=tmp_path)
