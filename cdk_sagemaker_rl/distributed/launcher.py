@@ -19,10 +19,12 @@ The library adds this file to the source bundle (the estimator sets ``sagemaker_
 ``CDK_SAGEMAKER_RL_ENTRY_POINT`` to the user's script), so it must run on any image with Python
 3.9+ and Ray: standard library only, Ray imported only where it is needed, nothing relative.
 
-Ray's token authentication is on by default in Ray 2.5x/2.60 and a joining node that does not
-send the head's token is refused, so ``RAY_AUTH_MODE`` is set to the same value on every node and
-in the driver: the job's own ``RAY_AUTH_MODE`` (with ``RAY_AUTH_TOKEN``) when the user sets one in
-``environment``, else ``disabled``; the hosts of a job share a private network (or its VPC).
+Authentication must agree across a cluster: a joining node that does not send the head's token is
+refused, and Ray 2.60 turns token auth on as soon as a token exists (a local ``ray.init()`` writes
+one to ``~/.ray``). So with several hosts ``RAY_AUTH_MODE`` is set to the same value on every node,
+in the launcher's own connection and in the script: the job's own ``RAY_AUTH_MODE`` (with
+``RAY_AUTH_TOKEN``) when the user sets one in ``environment``, else ``disabled``, since the hosts of
+a job share a private network (or the job's VPC). One host is left to Ray's defaults.
 """
 
 from __future__ import annotations
@@ -51,10 +53,13 @@ TEMP_DIR_ENV = "CDK_SAGEMAKER_RL_RAY_TEMP_DIR"
 
 DEFAULT_PORT = 6379
 DEFAULT_TIMEOUT_SECONDS = 300.0
-#: How often a joined host checks that the head is still there; after this many failed checks
-#: in a row the head counts as gone.
+#: How often a joined host checks that the head is still there. The head is gone when its port
+#: refuses connections this many times in a row (nothing listens: its Ray has stopped), or when
+#: it has not answered at all for _HEAD_SILENT_SECONDS (its host is gone); a slow answer under
+#: load or a short network blip is neither.
 _HEAD_CHECK_SECONDS = 0.5
-_HEAD_GONE_AFTER = 2
+_HEAD_REFUSED_AFTER = 2
+_HEAD_SILENT_SECONDS = 30.0
 #: Ray's gcs_server and raylet outlive SIGTERM by seconds (measured: still there after 10 s), and
 #: nothing of the job depends on their shutting down cleanly once the script has ended.
 _STOP_GRACE_SECONDS = 1.0
@@ -155,11 +160,18 @@ def _resolve(host: str, cluster: Cluster, deadline: float) -> str:
 
 
 def _port_open(address: str, port: int, timeout: float = 1.0) -> bool:
+    return _probe(address, port, timeout) == "open"
+
+
+def _probe(address: str, port: int, timeout: float = 1.0) -> str:
+    """``open``, ``refused`` (the host answers, nothing listens) or ``silent`` (no answer)."""
     try:
         with socket.create_connection((address, port), timeout=timeout):
-            return True
+            return "open"
+    except ConnectionRefusedError:
+        return "refused"
     except OSError:
-        return False
+        return "silent"
 
 
 def _ray_command(python: str, *args: str) -> list[str]:
@@ -300,9 +312,11 @@ def _run_user_script(entry_point: str, argv: list[str], env: dict[str, str]) -> 
 
     previous = signal.signal(signal.SIGTERM, forward)
     try:
-        return process.wait()
+        code = process.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
+    # Killed by a signal: the shell's 128 + N (an OOM kill is 137), not Python's -N.
+    return 128 - code if code < 0 else code
 
 
 def run_head(cluster: Cluster, env: dict[str, str], entry_point: str, argv: list[str]) -> int:
@@ -353,7 +367,8 @@ def run_worker(cluster: Cluster, env: dict[str, str]) -> int:
                 f"({target}) within {cluster.timeout:g} s: {attempt_output}"
             )
         _log(f"{cluster.current_host} ({address}) joined the Ray head at {target}")
-        misses = 0
+        refused = 0
+        last_answer = time.monotonic()
         stop = {"requested": False}
 
         def on_term(_signum: int, _frame: object) -> None:
@@ -361,8 +376,14 @@ def run_worker(cluster: Cluster, env: dict[str, str]) -> int:
 
         signal.signal(signal.SIGTERM, on_term)
         while not stop["requested"]:
-            misses = 0 if _port_open(head, cluster.port) else misses + 1
-            if misses >= _HEAD_GONE_AFTER:
+            state = _probe(head, cluster.port)
+            if state != "silent":
+                last_answer = time.monotonic()
+            refused = refused + 1 if state == "refused" else 0
+            if (
+                refused >= _HEAD_REFUSED_AFTER
+                or time.monotonic() - last_answer >= _HEAD_SILENT_SECONDS
+            ):
                 _log(f"the Ray head at {target} is gone: the job's script has ended")
                 return 0
             if not node.raylet_alive():
@@ -393,19 +414,33 @@ def _write_failure(env: dict[str, str], message: str) -> None:
         pass
 
 
+class _Terminated(Exception):
+    """SIGTERM (SageMaker's stop) while the cluster forms: unwind, so this node's Ray stops."""
+
+
+def _raise_terminated(_signum: int, _frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    env = _ray_env(dict(os.environ))
+    env = dict(os.environ)
     entry_point = env.get(ENTRY_POINT_ENV, "")
+    signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         if not entry_point:
             raise LauncherError(f"{ENTRY_POINT_ENV} is not set: the launcher has no script to run")
         cluster = read_cluster(env)
         if len(cluster.hosts) == 1:
             return _run_user_script(entry_point, args, env)
+        env = _ray_env(env)
+        os.environ.update(env)  # the launcher's own ray.init() on the head
         if cluster.is_head:
             return run_head(cluster, env, entry_point, args)
         return run_worker(cluster, env)
+    except _Terminated:
+        _log("stopped (SIGTERM) before the script ran")
+        return 143
     except LauncherError as error:
         message = f"Ray launcher on {env.get('SM_CURRENT_HOST', '?')}: {error}"
         _log(message)

@@ -49,23 +49,23 @@ def cache_root() -> Path:
     return Path.home() / ".cache" / "cdk-sagemaker-rl" / "envs"
 
 
-def _python_version(python: str) -> str:
+_IDENTITY = "import os, sys; print(sys.version.split()[0], os.path.realpath(sys.prefix))"
+
+
+def _interpreter_identity(python: str) -> str:
+    """The Python version and the environment the interpreter belongs to: the cached environment
+    layers over that one's packages, so two venvs of one Python version get one each."""
     if python == sys.executable:
-        return sys.version.split()[0]
-    result = subprocess.run(
-        [python, "-c", "import sys; print(sys.version.split()[0])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+        return f"{sys.version.split()[0]} {os.path.realpath(sys.prefix)}"
+    result = subprocess.run([python, "-c", _IDENTITY], capture_output=True, text=True, check=True)
     return result.stdout.strip()
 
 
 def environment_dir(requirements: Path, python: str = sys.executable) -> Path:
-    """Where the environment for these requirements (and this Python version) lives: keyed by
-    the requirement lines, so that editing a comment does not build a new one."""
+    """Where the environment for these requirements (and this interpreter) lives: keyed by the
+    requirement lines, so that editing a comment does not build a new one."""
     digest = hashlib.sha256()
-    digest.update(_python_version(python).encode())
+    digest.update(_interpreter_identity(python).encode())
     for line in requirement_lines(requirements.read_text()):
         digest.update(b"\0" + line.encode())
     return cache_root() / digest.hexdigest()[:16]
@@ -95,7 +95,7 @@ def build_environment(
     directory.parent.mkdir(parents=True, exist_ok=True)
     with open(directory.parent / f"{directory.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (directory / _COMPLETE).is_file():
+        if (directory / _COMPLETE).is_file() and _layers_intact(directory):
             log(f"Using the environment {directory} (built before for these requirements)")
             return environment_python(directory)
         if directory.exists():
@@ -143,6 +143,14 @@ Path(purelib, "_cdk_sagemaker_rl_underneath.pth").write_text(
     "".join(p + "\\n" for p in site.getsitepackages())
 )
 """
+
+
+def _layers_intact(directory: Path) -> bool:
+    """Whether the packages the environment layers over are still where its ``.pth`` says (a
+    deleted or moved venv underneath means building it again)."""
+    for pth in directory.glob("lib/python*/site-packages/_cdk_sagemaker_rl_underneath.pth"):
+        return all(Path(line).is_dir() for line in pth.read_text().splitlines() if line)
+    return False
 
 
 def _run_plain(command: list[str], env: Mapping[str, str]) -> int:

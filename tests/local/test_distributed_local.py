@@ -263,6 +263,39 @@ def test_a_worker_whose_head_never_comes_up_fails_within_the_deadline(tmp_path: 
     assert 3 <= elapsed < 15
 
 
+KILLED_SCRIPT = """
+import os, signal
+print("auth mode:", os.environ.get("RAY_AUTH_MODE", "Ray's default"), flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_one_host_runs_the_script_directly_with_rays_defaults(tmp_path: Path) -> None:
+    """No cluster to form: the script itself, its auth left to Ray (a local ray.init() turns
+    token auth on); a script killed by a signal exits as a shell reports it (137 for SIGKILL,
+    as after an out-of-memory kill), not with Python's -9."""
+    (tmp_path / "train.py").write_text(KILLED_SCRIPT)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RAY_AUTH")}
+    env.update(
+        {
+            "SM_HOSTS": json.dumps(["algo-1"]),
+            "SM_CURRENT_HOST": "algo-1",
+            "CDK_SAGEMAKER_RL_ENTRY_POINT": "train.py",
+        }
+    )
+    done = subprocess.run(
+        [sys.executable, str(LAUNCHER)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 137
+    assert "auth mode: Ray's default" in done.stdout
+    assert "start --head" not in done.stderr
+
+
 # ------------------------------------------------------------------------------ a real cluster
 @pytest.fixture(scope="module")
 def ray_environment() -> Iterator[str]:
@@ -364,3 +397,6 @@ def test_a_worker_whose_ray_node_dies_fails_the_job_with_its_error(
         "while the head algo-1 was still running"
     ), reason
     assert not processes_mentioning(str(tmp_path))
+    log = "\n".join(result.log_lines)
+    (ray_dirs,) = set(re.findall(r"--temp-dir=(/tmp/rl-job-[^/ ]+)/", log))
+    assert not processes_mentioning(ray_dirs)

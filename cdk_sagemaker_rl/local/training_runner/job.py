@@ -17,6 +17,7 @@ __all__ = ["Channel", "Host", "InstanceGroup", "JobSpec", "decode_hyperparameter
 _JOB_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 _DEFAULT_MAX_RUNTIME = 86400
 _DEFAULT_LOG_LEVEL = 20
+_MAX_LOCAL_HOSTS = 254
 
 
 #: The instance group name SageMaker reports for a job without ``InstanceGroups``.
@@ -174,6 +175,17 @@ class JobSpec:
             raise ValueError(
                 "request['ResourceConfig']['InstanceGroups'] needs a distinct InstanceGroupName "
                 "for every group"
+            )
+        hosts = (
+            sum(g.count for g in instance_groups)
+            if instance_groups
+            else int(resources.get("InstanceCount", 1))
+        )
+        if not 1 <= hosts <= _MAX_LOCAL_HOSTS:
+            # Each host gets a loopback address 127.0.0.(k+1) of its own.
+            raise ValueError(
+                f"request['ResourceConfig'] asks for {hosts} instances: local mode runs 1 to "
+                f"{_MAX_LOCAL_HOSTS} hosts"
             )
         stopping = request.get("StoppingCondition") or {}
         return cls(

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
@@ -158,8 +159,8 @@ def run_hosts(job: JobSpec, layouts: list[Layout], python: str, log: JobLog, gua
             "--map-root-user",
             "--net",
             sys.executable,
-            "-m",
-            "cdk_sagemaker_rl.local.training_runner.host_network",
+            # By path: it needs only the standard library, not this package on sys.path.
+            str(Path(__file__).with_name("host_network.py")),
             str(spec_file),
         ]
         log.info(
@@ -177,7 +178,11 @@ def run_hosts(job: JobSpec, layouts: list[Layout], python: str, log: JobLog, gua
             failure = json.loads(result_file.read_text()).get("failure")
         if not failure:
             raise JobFailed(
-                "AlgorithmError: " + _process_error("HostNetworkError", code, stderr, hub)
+                "AlgorithmError: "
+                + _process_error("HostNetworkError", code, stderr, hub)
+                + " (the hosts' network namespace could not be set up: unprivileged user "
+                "namespaces must be allowed, e.g. sysctl kernel.unprivileged_userns_clone=1 or "
+                "kernel.apparmor_restrict_unprivileged_userns=0)"
             )
     host_name = failure["host"]
     layout = layouts[[h.name for h in hosts].index(host_name)]
@@ -211,21 +216,28 @@ def _signal_group(process: subprocess.Popen[str], sig: signal.Signals) -> None:
         os.killpg(process.pid, sig)
 
 
-def _kill_session(session: int) -> None:
+def _kill_session(session: int, rounds: int = 5) -> None:
     """SIGKILL every process left in ``session``: daemons the job put in process groups of
-    their own (Ray's) are out of reach of the group signal but still in the job's session."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # Fields after the command (which may hold spaces and parentheses): state ppid pgrp sid.
-        fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 3 and fields[3] == str(session):
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(int(entry.name), signal.SIGKILL)
+    their own (Ray's) are out of reach of the group signal but still in the job's session.
+    Repeated until a scan finds none, since a dying parent may have just forked."""
+    for _ in range(rounds):
+        found = False
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # After the command (which may hold spaces and parentheses): state ppid pgrp sid.
+            fields = stat.rsplit(")", 1)[-1].split()
+            if len(fields) > 3 and fields[3] == str(session) and fields[0] != "Z":
+                found = True
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(int(entry.name), signal.SIGKILL)
+        if not found:
+            return
+        time.sleep(0.05)
 
 
 def _run_process(
