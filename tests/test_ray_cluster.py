@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import tarfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,17 +81,12 @@ class Ray2Image(ContainerImage):
         )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def launcher() -> Iterator[bytes]:
-    """The launcher's bytes; a placeholder while the package does not ship it yet."""
-    shipped = Path(ray.__file__).with_name("launcher.py")
-    if shipped.is_file():
-        yield ray.launcher_source()
-        return
-    placeholder = b"# placeholder launcher for the wiring tests\n"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(ray, "launcher_source", lambda: placeholder)
-        yield placeholder
+@pytest.fixture(scope="module")
+def launcher() -> bytes:
+    """The launcher as the package ships it, read from its file."""
+    shipped = Path(ray.__file__).with_name("launcher.py").read_bytes()
+    assert ray.launcher_source() == shipped
+    return shipped
 
 
 def source_tree(root: Path, requirements: str | None) -> Path:
@@ -239,17 +233,53 @@ def test_without_requirements_the_bundle_gets_one(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "requirements",
     [
-        "ray\n",
         f"ray=={RAY}\n",
+        f"ray[rllib]=={RAY}\n",
         f"Ray[rllib,tune] == {RAY} ; python_version >= '3.9'  # the image's\n",
+        f"ray==={RAY}\n",
         "ray[rllib]==2.60.*\n",
-        "ray>=2\n",
+        "ray==2.60\n",
+        f"\ufeffnumpy\nray=={RAY}\n",
     ],
 )
-def test_requirements_naming_ray_are_kept_as_written(requirements: str) -> None:
+def test_requirements_pinning_the_images_ray_are_kept_as_written(requirements: str) -> None:
     assert ray.with_ray(requirements.encode(), version=RAY, requirement=REQUIREMENT) == (
         requirements.encode()
     )
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "ray",
+        "ray[rllib]",
+        "ray>=2",
+        "ray~=2.9",
+        "ray==2.*",
+        "ray==2.6.*",
+        "ray==2.60.1",
+        f"ray=={RAY},<3",
+        "ray @ https://example.com/ray-2.60.0-py3-none-any.whl",
+    ],
+)
+def test_requirements_naming_ray_must_pin_the_images_version(line: str) -> None:
+    """The DLC has no Ray: pip would install whatever Ray such a line lets it choose."""
+    with pytest.raises(ValidationError) as error:
+        ray.with_ray(f"numpy\n{line}\n".encode(), version=RAY, requirement=REQUIREMENT)
+    message = str(error.value)
+    assert message.startswith(f"requirements.txt ray={line!r} is not valid")
+    assert f"ray=={RAY}" in message and "2.60.*" in message
+
+
+def test_requirements_that_are_not_utf8_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(
+        ValidationError, match=r"^requirements.txt=<\d+ bytes, not UTF-8 at byte 6>"
+    ):
+        ray.with_ray("numpy\n\xe9".encode("latin-1"), version=RAY, requirement=REQUIREMENT)
+    source = source_tree(tmp_path, None)
+    (source / "requirements.txt").write_bytes("gymnasium  # r\xe9sum\xe9\n".encode("latin-1"))
+    with pytest.raises(ValidationError, match=r"^requirements.txt=.*not UTF-8.*UTF-8 text"):
+        make(source, image_uri=Ray2Image(), distribution=None)
 
 
 @pytest.mark.parametrize(
@@ -299,7 +329,7 @@ def catalogued_ray2() -> ContainerImage:
         image = ContainerImage.rl(spec.toolkit, spec.toolkit_version, spec.framework)
         if getattr(image, "ray_version", None) is not None:
             return image
-    pytest.skip("the image catalogue has no Ray 2 image yet")
+    raise AssertionError("the image catalogue has no maintained Ray 2 image (ray_version)")
 
 
 def test_a_catalogued_ray2_image_trains_through_the_launcher_and_serves(
@@ -399,3 +429,74 @@ def test_a_user_file_named_like_the_launcher_is_refused(tmp_path: Path) -> None:
         ValidationError, match=r"^source_dir='.*cdk_sagemaker_rl_ray_launcher.py'.*the Ray launcher"
     ):
         make(source)
+
+
+def test_the_reserved_environment_is_the_launchers() -> None:
+    """One source for the names: what the estimator refuses is what the launcher reads."""
+    from cdk_sagemaker_rl.distributed import launcher
+
+    names = {getattr(launcher, name) for name in dir(launcher) if name.endswith("_ENV")}
+    assert set(ray.RESERVED) == names | {"RAY_ADDRESS"}
+    assert set(RayCluster(head_instance_group="learner").environment("x")) <= set(ray.RESERVED)
+
+
+@pytest.mark.parametrize("key", sorted(ray.RESERVED))
+def test_the_launchers_variables_are_refused_in_the_environment(tmp_path: Path, key: str) -> None:
+    source = source_tree(tmp_path, None)
+    with pytest.raises(ValidationError, match=rf"^environment\['{key}'\]='x' .*no value: the Ray"):
+        make(source, environment={key: "x"})
+
+
+@pytest.mark.parametrize("mode", ["token", "TOKEN"])
+def test_token_auth_without_the_token_is_refused(tmp_path: Path, mode: str) -> None:
+    source = source_tree(tmp_path, None)
+    with pytest.raises(
+        ValidationError,
+        match=rf"^environment\['RAY_AUTH_MODE'\]='{mode}' .*RAY_AUTH_TOKEN.*one shared token",
+    ):
+        make(source, environment={"RAY_AUTH_MODE": mode})
+    # With the token, or with auth disabled, the job synthesizes.
+    make(source, environment={"RAY_AUTH_MODE": mode, "RAY_AUTH_TOKEN": "s3cr3t"})
+    make(source, environment={"RAY_AUTH_MODE": "disabled"})
+
+
+def test_a_catalogued_ray2_image_cannot_be_network_isolated(
+    tmp_path: Path, catalogued_ray2: ContainerImage
+) -> None:
+    """Ray is pip-installed at job start; an isolated container cannot reach PyPI."""
+    source = source_tree(tmp_path, None)
+    single = {"instance_groups": None, "train_instance_type": "ml.c5.xlarge"}
+    for image in (catalogued_ray2, Ray2Image()):
+        with pytest.raises(ValidationError) as error:
+            make(
+                source, image_uri=image, distribution=None, enable_network_isolation=True, **single
+            )
+        message = str(error.value)
+        assert message.startswith("enable_network_isolation=True is not valid")
+        assert repr(image) in message and f"Ray {RAY}" in message
+        assert "ContainerImage.from_uri" in message and "distribution=RayCluster()" in message
+    # The suggested way: an image that already contains Ray.
+    isolated = make(source, enable_network_isolation=True)
+    assert isolated.config.enable_network_isolation
+
+
+def test_ray_cluster_reads_and_compares_by_its_settings() -> None:
+    assert repr(RayCluster()) == (
+        "RayCluster(head_instance_group=None, startup_timeout=Duration.seconds(300), port=6379)"
+    )
+    assert repr(RayCluster("learner", Duration.minutes(2), 6380)) == (
+        "RayCluster(head_instance_group='learner', startup_timeout=Duration.seconds(120), "
+        "port=6380)"
+    )
+    assert RayCluster() == RayCluster()
+    assert RayCluster(startup_timeout=Duration.minutes(5)) == RayCluster(
+        startup_timeout=Duration.seconds(300)
+    )
+    assert hash(RayCluster()) == hash(RayCluster(startup_timeout=Duration.seconds(300)))
+    assert RayCluster() != RayCluster(startup_timeout=Duration.seconds(301))
+    assert RayCluster() != RayCluster(port=6380)
+    assert RayCluster() != "RayCluster()"
+    with pytest.raises(ValidationError, match=r"^startup_timeout=Duration.seconds\(5\) "):
+        RayCluster(startup_timeout=Duration.seconds(5))
+    with pytest.raises(ValidationError, match=r"^startup_timeout=Duration.millis\(10500\) "):
+        RayCluster(startup_timeout=Duration.millis(10500))

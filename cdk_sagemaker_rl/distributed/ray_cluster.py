@@ -5,8 +5,9 @@ The launcher (``distributed/launcher.py``, run as ``sagemaker_program``) starts 
 the user's entry point on the head. This module decides *whether* a job uses it (a catalogued Ray 2
 image always does; any other image when ``distribution=RayCluster(...)`` says so), checks the
 settings at synth, and says what the bundle and the request carry: the launcher file at the
-archive root, a ``requirements.txt`` that installs the image's Ray when the user's does not, and
-the environment the launcher reads.
+archive root, a ``requirements.txt`` that installs the image's Ray when the user's does not (a
+user's ``ray`` line must pin that version: the catalogued image is a DLC without Ray), and the
+environment the launcher reads, under the launcher's own variable names.
 """
 
 from __future__ import annotations
@@ -23,19 +24,33 @@ from .._limits import limit, limits
 from ..errors import invalid
 from ..images import ContainerImage
 from ..source import ExtraFile
+from .launcher import (
+    ADDRESSES_ENV,
+    ENTRY_POINT_ENV,
+    HEAD_GROUP_ENV,
+    PORT_ENV,
+    TEMP_DIR_ENV,
+    TIMEOUT_ENV,
+)
 
 DISTRIBUTED = "README.md#distributed-rl"
 #: The launcher's name in the bundle: unlikely to be a user's, and refused when it is.
 LAUNCHER_NAME = "cdk_sagemaker_rl_ray_launcher.py"
 REQUIREMENTS = "requirements.txt"
-ENTRY_POINT_VARIABLE = "CDK_SAGEMAKER_RL_ENTRY_POINT"
-STARTUP_TIMEOUT_VARIABLE = "CDK_SAGEMAKER_RL_RAY_STARTUP_TIMEOUT"
-PORT_VARIABLE = "CDK_SAGEMAKER_RL_RAY_PORT"
-HEAD_GROUP_VARIABLE = "CDK_SAGEMAKER_RL_RAY_HEAD_GROUP"
-VARIABLES = (ENTRY_POINT_VARIABLE, STARTUP_TIMEOUT_VARIABLE, PORT_VARIABLE, HEAD_GROUP_VARIABLE)
+#: What the launcher reads or sets, and why a user's ``environment`` may not hold it. The names are
+#: the launcher's own, so that the two sides cannot drift apart.
+RESERVED: Mapping[str, str] = {
+    ENTRY_POINT_ENV: "the Ray launcher sets this variable to your entry_point",
+    TIMEOUT_ENV: "the Ray launcher sets this variable from RayCluster(startup_timeout=...)",
+    PORT_ENV: "the Ray launcher sets this variable from RayCluster(port=...)",
+    HEAD_GROUP_ENV: "the Ray launcher sets this variable from RayCluster(head_instance_group=...)",
+    ADDRESSES_ENV: "the Ray launcher reads this variable (local mode sets it: host addresses)",
+    TEMP_DIR_ENV: "the Ray launcher reads this variable (local mode sets it: Ray's temp dir)",
+    "RAY_ADDRESS": "the Ray launcher sets RAY_ADDRESS to the head it started for your script",
+}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False, eq=False)
 class RayCluster:
     """How the instances of a job form one Ray cluster (``RLEstimator(distribution=...)``).
 
@@ -48,6 +63,29 @@ class RayCluster:
     startup_timeout: Duration = field(default_factory=lambda: Duration.minutes(5))
     port: int = 6379
 
+    # A jsii Duration prints as an object address and compares by identity: the repr (error
+    # messages quote it) and equality (two RayCluster() are the same setting) use its seconds.
+    def __repr__(self) -> str:
+        return (
+            f"RayCluster(head_instance_group={self.head_instance_group!r}, "
+            f"startup_timeout={_duration_text(self.startup_timeout)}, port={self.port!r})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RayCluster):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def _key(self) -> tuple[str | None, int, int]:
+        return (self.head_instance_group, self._timeout_seconds, self.port)
+
+    @property
+    def _timeout_seconds(self) -> int:
+        return int(self.startup_timeout.to_milliseconds()) // 1000
+
     def __post_init__(self) -> None:
         head = self.head_instance_group
         if head is not None and (not isinstance(head, str) or not head):
@@ -57,13 +95,16 @@ class RayCluster:
         low, high = limit("ray_cluster", "startup_timeout_seconds").values()
         timeout = self.startup_timeout
         allowed = f"an aws_cdk.Duration of {low} s to {high} s"
-        if not isinstance(timeout, Duration) or Token.is_unresolved(timeout.to_milliseconds()):
+        if not isinstance(timeout, Duration):
             raise invalid("startup_timeout", timeout, allowed, see=DISTRIBUTED)
+        shown = _Shown(_duration_text(timeout))
         milliseconds = timeout.to_milliseconds()
+        if Token.is_unresolved(milliseconds):
+            raise invalid("startup_timeout", shown, allowed, see=DISTRIBUTED)
         if milliseconds % 1000:
-            raise invalid("startup_timeout", timeout, "a whole number of seconds", see=DISTRIBUTED)
+            raise invalid("startup_timeout", shown, "a whole number of seconds", see=DISTRIBUTED)
         if not low <= milliseconds // 1000 <= high:
-            raise invalid("startup_timeout", timeout, allowed, see=DISTRIBUTED)
+            raise invalid("startup_timeout", shown, allowed, see=DISTRIBUTED)
         low, high = limit("ray_cluster", "port").values()
         port = self.port
         if isinstance(port, bool) or not isinstance(port, int) or not low <= port <= high:
@@ -82,13 +123,33 @@ class RayCluster:
     def environment(self, entry_point: str) -> dict[str, str]:
         """What the launcher reads: the entry point as bundled and this cluster's settings."""
         environment = {
-            ENTRY_POINT_VARIABLE: entry_point,
-            STARTUP_TIMEOUT_VARIABLE: str(int(self.startup_timeout.to_milliseconds()) // 1000),
-            PORT_VARIABLE: str(self.port),
+            ENTRY_POINT_ENV: entry_point,
+            TIMEOUT_ENV: str(self._timeout_seconds),
+            PORT_ENV: str(self.port),
         }
         if self.head_instance_group is not None:
-            environment[HEAD_GROUP_VARIABLE] = self.head_instance_group
+            environment[HEAD_GROUP_ENV] = self.head_instance_group
         return environment
+
+
+class _Shown(str):
+    """Text quoted in an error message as it is, without the quotes of a string's repr."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _duration_text(duration: Duration) -> str:
+    """A Duration as the code that makes it (``Duration.seconds(300)``)."""
+    milliseconds = duration.to_milliseconds()
+    if Token.is_unresolved(milliseconds):
+        return "Duration(<unresolved token>)"
+    if milliseconds % 1000:
+        whole = int(milliseconds)
+        return f"Duration.millis({whole if whole == milliseconds else milliseconds})"
+    return f"Duration.seconds({int(milliseconds) // 1000})"
 
 
 def ray_version(image: ContainerImage) -> str | None:
@@ -103,12 +164,26 @@ def ray_cluster(
     *,
     instance_groups: Sequence[str] = (),
     environment: Mapping[str, str] | None = None,
+    network_isolation: bool = False,
 ) -> RayCluster | None:
-    """The cluster a job starts, checked against its image, groups and environment (None: the
-    job runs the entry point itself)."""
+    """The cluster a job starts, checked against its image, groups, environment and network
+    isolation (None: the job runs the entry point itself)."""
     if distribution is not None and not isinstance(distribution, RayCluster):
         raise invalid("distribution", distribution, "None or a RayCluster(...)", see=DISTRIBUTED)
-    if ray_version(image) is None:
+    version = ray_version(image)
+    if version is not None and network_isolation:
+        # The catalogued image is a DLC without Ray: the job pip-installs it from PyPI at start,
+        # which an isolated container cannot reach. The job would fail minutes after the deploy.
+        raise invalid(
+            "enable_network_isolation",
+            True,
+            f"False with {image!r} (Ray {version}, which the job installs from PyPI at start, "
+            "and an isolated container has no network). To isolate the job, use your own image "
+            "that already contains Ray: image_uri=ContainerImage.from_uri(...) with "
+            "distribution=RayCluster()",
+            see=DISTRIBUTED,
+        )
+    if version is None:
         if distribution is None:
             return None
         if not image.is_custom and image.toolkit is not None:
@@ -133,14 +208,7 @@ def ray_cluster(
             see=DISTRIBUTED,
         )
     given = dict(environment or {})
-    for key in VARIABLES:
-        if key in given:
-            raise invalid(
-                f"environment[{key!r}]",
-                given[key],
-                "no value: the Ray launcher sets this variable (README.md#distributed-rl)",
-                see=DISTRIBUTED,
-            )
+    _check_environment(given)
     most = limits()["environment"]["max_entries"]
     if len(given) + len(cluster.environment("")) > most:
         raise invalid(
@@ -151,6 +219,33 @@ def ray_cluster(
             see=DISTRIBUTED,
         )
     return cluster
+
+
+def _check_environment(given: Mapping[str, str]) -> None:
+    """Refuse what the launcher owns, and a token mode without the token: Ray refuses a node that
+    does not present the head's token, and a token generated per node differs on every host."""
+    for key, reason in RESERVED.items():
+        if key in given:
+            raise invalid(
+                f"environment[{key!r}]", given[key], f"no value: {reason}", see=DISTRIBUTED
+            )
+    mode = given.get("RAY_AUTH_MODE")
+    if (
+        isinstance(mode, str)
+        and not Token.is_unresolved(mode)
+        and mode.strip().lower() == "token"
+        and not given.get("RAY_AUTH_TOKEN")
+    ):
+        raise invalid(
+            "environment['RAY_AUTH_MODE']",
+            mode,
+            "'token' together with environment['RAY_AUTH_TOKEN']: every node of the job and "
+            "your script must present one shared token, and without RAY_AUTH_TOKEN the head "
+            "generates one that only its own host has, so the workers cannot join (or leave "
+            "RAY_AUTH_MODE unset: with several hosts the launcher disables Ray's token auth "
+            "inside the job's private network)",
+            see=DISTRIBUTED,
+        )
 
 
 def launcher_source() -> bytes:
@@ -183,13 +278,17 @@ def launcher_files(image: ContainerImage) -> tuple[ExtraFile, ...]:
 
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(\[[^\]]*\])?(.*)$")
-_PIN = re.compile(r"===?\s*([^\s,;]+)")
+_PIN = re.compile(r"^(===?)\s*([^\s,;]+)$")
 
 
 def with_ray(existing: bytes | None, *, version: str, requirement: str) -> bytes:
-    """The user's requirements, plus ``requirement`` when they name no ``ray``; a ray pinned to
-    another version than the image's is refused (pip would replace the image's Ray)."""
-    text = existing.decode("utf-8") if existing is not None else ""
+    """The user's requirements, plus ``requirement`` when they name no ``ray``.
+
+    The catalogued image is a DLC without Ray: whatever a ``ray`` line lets pip choose is the Ray
+    the job gets, so a line naming ray must pin the image's version exactly (``==``, ``===``, or
+    a ``major.minor.*`` wildcard of it); an unpinned ray, a range or a URL is refused."""
+    text = _requirements_text(existing)
+    named = False
     for line in text.splitlines():
         spec = re.split(r"(^|\s)#", line, maxsplit=1)[0].strip()
         match = _NAME.match(spec)
@@ -197,20 +296,67 @@ def with_ray(existing: bytes | None, *, version: str, requirement: str) -> bytes
             continue
         if re.sub(r"[-_.]+", "-", match.group(1)).lower() != "ray":
             continue
-        pin = _PIN.search(match.group(3).split(";", 1)[0])
-        if pin and not _same_version(pin.group(1), version):
+        if not _pins(match.group(3).split(";", 1)[0].strip(), version):
+            major_minor = ".".join(version.split(".")[:2])
             raise invalid(
                 "requirements.txt ray",
                 line.strip(),
-                f"no pin, or ray=={version}: the image carries Ray {version}",
+                f"ray=={version} (extras allowed, e.g. ray[rllib]=={version}; or ==={version}, "
+                f"=={major_minor}.*): the image has no Ray, the job pip-installs it at start "
+                f"and this catalogue entry is Ray {version}; a looser line installs whichever "
+                "Ray pip picks",
                 see=DISTRIBUTED,
             )
+        named = True
+    if named:
         return existing or b""
     separator = "" if not text or text.endswith("\n") else "\n"
     return f"{text}{separator}{requirement}\n".encode()
 
 
-def _same_version(pinned: str, version: str) -> bool:
+def _requirements_text(existing: bytes | None) -> str:
+    """The user's requirements as text; a byte-order mark is not part of the first line."""
+    if existing is None:
+        return ""
+    try:
+        return existing.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise invalid(
+            REQUIREMENTS,
+            _Shown(f"<{len(existing)} bytes, not UTF-8 at byte {error.start}>"),
+            "a UTF-8 text file (the library reads it to check its ray line and adds the "
+            "image's Ray to it)",
+            see=DISTRIBUTED,
+        ) from None
+
+
+def _pins(specifiers: str, version: str) -> bool:
+    """Whether ``specifiers`` (``==2.60.0``) admit exactly ``version`` (PEP 440 zero padding)."""
+    match = _PIN.match(specifiers)
+    if match is None:
+        return False
+    operator, pinned = match.groups()
+    if operator == "===":
+        return pinned == version
     if pinned.endswith(".*"):
-        return (version + ".").startswith(pinned[:-1])
-    return pinned == version
+        # At least major.minor: ``==2.*`` would let pip move to another Ray minor release.
+        prefix, release = _release(pinned[:-2]), _release(version)
+        if prefix is None or release is None or len(prefix) < 2:
+            return False
+        return (release + (0,) * len(prefix))[: len(prefix)] == prefix
+    pinned_release, release = _release(pinned), _release(version)
+    if pinned_release is None or release is None:
+        return pinned == version
+    return _unpadded(pinned_release) == _unpadded(release)
+
+
+def _release(text: str) -> tuple[int, ...] | None:
+    parts = text.split(".")
+    return tuple(int(part) for part in parts) if all(p.isdigit() for p in parts) else None
+
+
+def _unpadded(release: tuple[int, ...]) -> tuple[int, ...]:
+    end = len(release)
+    while end > 1 and release[end - 1] == 0:
+        end -= 1
+    return release[:end]

@@ -74,6 +74,7 @@ def training_job_parts(
         distribution,
         instance_groups=[group.instance_group_name for group in config.instance_groups],
         environment=config.environment,
+        network_isolation=config.enable_network_isolation,
     )
     if cluster is not None and LAUNCHER_NAME not in source.members:
         raise invalid(
@@ -162,6 +163,7 @@ def job_source(
         distribution,
         instance_groups=[g.instance_group_name for g in config.instance_groups],
         environment=config.environment,
+        network_isolation=config.enable_network_isolation,
     )
     return TrainingSource(
         scope,
