@@ -103,6 +103,7 @@ def training_job_parts(
         security_groups=security_groups,
         subnets=subnets,
         security_group_ids=security_group_ids,
+        instance_count=config.instance_count,
     )
     execution_role = imported_role(scope, "ExecutionRole", role)
     if execution_role is None:

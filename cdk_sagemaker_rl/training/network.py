@@ -98,11 +98,16 @@ def training_network(
     security_groups: Sequence[ec2.ISecurityGroup] | None = None,
     subnets: Sequence[str] | None = None,
     security_group_ids: Sequence[str] | None = None,
+    instance_count: int = 1,
 ) -> TrainingNetwork | None:
     """The job's network from either spelling; mixing them, or half of one, is an error.
 
     With ``vpc`` and no security group, one is created (id ``SecurityGroup`` under ``scope``) that
-    allows all outbound traffic and no inbound, as the Step Functions SageMaker task does.
+    allows all outbound traffic, as the Step Functions SageMaker task does. Inbound, a job of one
+    instance needs nothing; with ``instance_count`` > 1 the hosts of a distributed job talk to
+    each other (Ray's GCS and object transfers, NCCL, MPI) through their network interfaces, so
+    the group admits all traffic from itself and from nothing else. Groups the user passes are
+    left as they are: they need that self-referencing rule too (README.md#distributed-rl).
     """
     subnet_ids = _strings(subnets, "subnets")
     group_ids = _strings(security_group_ids, "security_group_ids")
@@ -145,15 +150,20 @@ def training_network(
         if not hasattr(group, "security_group_id"):
             raise invalid("security_groups", group, "aws_ec2.ISecurityGroup objects")
     if not groups:
-        groups = [
-            ec2.SecurityGroup(
-                scope,
-                "SecurityGroup",
-                vpc=vpc,
-                description="RL training job network interfaces (cdk-sagemaker-rl)",
-                allow_all_outbound=True,
+        created = ec2.SecurityGroup(
+            scope,
+            "SecurityGroup",
+            vpc=vpc,
+            description="RL training job network interfaces (cdk-sagemaker-rl)",
+            allow_all_outbound=True,
+        )
+        if instance_count > 1:
+            created.add_ingress_rule(
+                created,
+                ec2.Port.all_traffic(),
+                "Between the hosts of one distributed training job",
             )
-        ]
+        groups = [created]
     return TrainingNetwork(
         tuple(selected.subnet_ids), tuple(group.security_group_id for group in groups)
     )
