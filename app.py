@@ -4,7 +4,8 @@
 One stack per environment listed under ``cdk-sagemaker-rl:environments`` in ``cdk.json``
 (``dev`` and ``prod`` differ in instance types and budgets). ``-c example=rllib`` trains
 ``examples/rllib_cartpole`` instead: RLlib PPO on a Ray 2 cluster across the job's two hosts
-(``-c train_instance_count=N`` to change that), behind the same gate, served the same way.
+(``-c train_instance_count=N`` changes that, for either example: the CartPole one trains on one
+host by default), behind the same gate, served the same way.
 Stacks are environment-agnostic unless ``-c region=...`` (and optionally ``-c account=...``) is
 given; ``-c target=local`` synthesizes for the built-in local emulator
 (``python -m cdk_sagemaker_rl.local``).
@@ -159,12 +160,13 @@ class PromotedCartPoleStack(cdk.Stack):
 
 
 def _example(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """What differs between the two examples: the code, the image and the hosts."""
+    """What differs between the two examples: the code, the image and the hosts (one for the
+    CartPole example, two for RLlib's cluster; ``train_instance_count`` overrides either)."""
     if settings.get("example", "cartpole") == "cartpole":
         return {
             "source_dir": str(settings.get("source_dir", EXAMPLE)),
             "image_uri": ContainerImage.pytorch_training(TRAINING_PYTORCH),
-            "train_instance_count": 1,
+            "train_instance_count": int(settings.get("train_instance_count", 1)),
             "hyperparameters": dict(settings.get("hyperparameters", {})),
         }
     # The environments' hyperparameters are the Stable-Baselines3 example's: only -c ones apply.

@@ -296,6 +296,24 @@ def test_the_rllib_example_trains_through_the_ray_launcher_on_two_hosts() -> Non
     assert request_problems(CREATE_TRAINING_JOB, request) == []
 
 
+@pytest.mark.parametrize(("count", "expected"), [(None, 1), ("3", 3)])
+def test_the_cartpole_example_honours_train_instance_count(
+    count: str | None, expected: int
+) -> None:
+    """``-c train_instance_count=N`` reaches the CartPole example's job too (one host without)."""
+    from app import build_app
+    from tests.conftest import cdk_json_context
+
+    context = {**cdk_json_context(), "environment": "dev", "target": "local"}
+    if count is not None:
+        context["train_instance_count"] = count
+    stack = build_app(context).node.find_child("RLCartPole-dev")
+    assert isinstance(stack, cdk.Stack)
+    request = train_call(stack, Template.from_stack(stack).to_json())
+    assert request["ResourceConfig"]["InstanceCount"] == expected
+    assert request["HyperParameters"]["sagemaker_program"] == '"train.py"'
+
+
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
