@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from cdk_sagemaker_rl.local.environments import build_environment
+from cdk_sagemaker_rl.local.process_table import process_table
 from cdk_sagemaker_rl.local.training_runner import TrainingJobResult, run_training_job
 from tests.local.training_jobs import (
     make_request,
@@ -381,10 +382,11 @@ def test_a_worker_whose_ray_node_dies_fails_the_job_with_its_error(
     def on_log(line: str) -> None:
         # Once both are in the cluster, kill algo-2's raylet, as the OOM killer would.
         if "joined the Ray head" in line and not killed:
-            for pid in processes_mentioning("/algo-2/"):
-                if Path(f"/proc/{pid}/comm").read_text().strip() == "raylet":
-                    os.kill(pid, 9)
-                    killed.append(pid)
+            ours = set(processes_mentioning("/algo-2/"))
+            for entry in process_table():
+                if entry.pid in ours and entry.command == "raylet":
+                    os.kill(entry.pid, 9)
+                    killed.append(entry.pid)
 
     result = run_training_job(
         ray_request("ray-worker-dies", 2, max_runtime=180), s3=s3, work_root=tmp_path, on_log=on_log

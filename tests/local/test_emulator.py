@@ -27,6 +27,8 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import EmulatorProcess, free_port, spawn_emulator, start_emulator
 
+from cdk_sagemaker_rl.local.process_table import process_table
+
 # Records every request in S3 (LOG_BUCKET) and answers SUCCESS, or FAILED for the request type
 # named by the FailOn property; the physical id follows the Name property, so a new Name replaces.
 GREETER = """
@@ -962,15 +964,8 @@ def test_the_python_api_runs_in_process_on_any_free_port(tmp_path: Path) -> None
 
 def _children() -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        parent = int(stat.rsplit(")", 1)[1].split()[1])
-        tree.setdefault(parent, []).append(int(entry.name))
+    for entry in process_table():
+        tree.setdefault(entry.ppid, []).append(entry.pid)
     return tree
 
 

@@ -30,6 +30,7 @@ from subprocess import CalledProcessError
 from typing import IO
 
 from ..environments import job_python
+from ..process_table import process_table
 from .contract import Layout, host_address, to_cmd_args, training_env
 from .control import FAILURE_REASON_MAX_CHARS, Guard, JobFailed, JobStopped
 from .job import Host, JobSpec
@@ -221,22 +222,12 @@ def _kill_session(session: int, rounds: int = 5) -> None:
     their own (Ray's) are out of reach of the group signal but still in the job's session.
     Repeated until a scan finds none, since a dying parent may have just forked."""
     for _ in range(rounds):
-        found = False
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            # After the command (which may hold spaces and parentheses): state ppid pgrp sid.
-            fields = stat.rsplit(")", 1)[-1].split()
-            if len(fields) > 3 and fields[3] == str(session) and fields[0] != "Z":
-                found = True
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.kill(int(entry.name), signal.SIGKILL)
-        if not found:
+        left = [p.pid for p in process_table() if p.session == session and p.state != "Z"]
+        if not left:
             return
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.05)
 
 
