@@ -577,7 +577,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         report.rows += rows(measure(args.repeat if args.repeat_given else 1), Row)
     if args.suite:
         bench_make(report, "test", "test suite: `make test` wall time", None)
-    print(f"_{machine_line()}; medians of {args.repeat} runs._\n")
+    runs = f"medians of {args.repeat} runs"
+    if args.distributed:
+        runs += " (the RLlib rows: as many runs as their notes say)"
+    print(f"_{machine_line()}; {runs}._\n")
     print(report.markdown())
     return 0
 
